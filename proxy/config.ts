@@ -1,0 +1,158 @@
+// The mesh config format: defined once here, rendered by components/ and read by proxy/.
+// Two JSON documents, mounted side by side in the pod at MOUNT_PATHS.config:
+//   workload.json  — this workload: identity, inbound port modes, authorization, probes, limits
+//   directory.json — the meshed services a client-side proxy may call, with the SPIFFE ID each
+//                    must present (secure naming) and the mode of each port
+// Mode and policy live here, not in pod specs, so a mode flip or a policy edit is a config change
+// that the proxy hot-reloads: no pod restarts.
+import { z } from "zod";
+import { MODES } from "./wellknown";
+import { parseSpiffeId, trustDomainProblem } from "./spiffe";
+
+export const CONFIG_VERSION = 1;
+
+const Dns1123Label = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label (lowercase letters, digits, '-')");
+
+const Port = z.number().int().min(1).max(65535);
+
+export const ModeSchema = z.enum(MODES);
+
+const TrustDomain = z.string().superRefine((value, ctx) => {
+  const problem = trustDomainProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: `trust domain ${problem}` });
+});
+
+const SpiffeIdString = z.string().superRefine((value, ctx) => {
+  const parsed = parseSpiffeId(value);
+  if (!parsed.ok) ctx.addIssue({ code: "custom", message: `invalid SPIFFE ID: ${parsed.reason}` });
+});
+
+const IpAddress = z.union([z.ipv4(), z.ipv6()]);
+
+export const PortModeSchema = z.strictObject({ port: Port, mode: ModeSchema });
+
+/**
+ * One authorization rule. A connection matches when its port is in `ports` (absent: every port)
+ * and its authenticated peer is one of `principals` or lives in one of `namespaces` (same trust
+ * domain). A plaintext peer has no identity and matches no rule.
+ */
+export const AuthorizationRuleSchema = z
+  .strictObject({
+    ports: z.array(Port).min(1).optional(),
+    principals: z.array(SpiffeIdString).optional(),
+    namespaces: z.array(Dns1123Label).optional(),
+  })
+  .refine((r) => (r.principals?.length ?? 0) + (r.namespaces?.length ?? 0) > 0, {
+    message: "a rule needs at least one principal or namespace",
+  });
+
+export const LimitsSchema = z.strictObject({
+  /** A TLS handshake (or a permissive sniff that saw TLS) must finish within this. */
+  handshakeTimeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+  /** Permissive ports: if the client has sent nothing by then, treat it as plaintext (server-first protocols). */
+  sniffTimeoutMs: z.number().int().min(10).max(10_000).default(200),
+  /** Close connections idle in both directions for this long. 0 disables. */
+  idleTimeoutMs: z.number().int().min(0).default(3_600_000),
+  /** Connections beyond this many are refused. */
+  maxConnections: z.number().int().min(1).default(10_000),
+  /** On SIGTERM, open connections get this long to finish. */
+  drainTimeoutMs: z.number().int().min(0).default(25_000),
+});
+
+export const ProbeSchema = z.strictObject({
+  /** Path on the admin port that kubelet now calls: /app-health/<container>/<probe>. */
+  path: z.string().startsWith("/"),
+  /** Where the app really serves the probe (on localhost). */
+  port: Port,
+  targetPath: z.string().startsWith("/"),
+  scheme: z.enum(["HTTP", "HTTPS"]).default("HTTP"),
+});
+
+export const WorkloadConfigSchema = z.strictObject({
+  version: z.literal(CONFIG_VERSION),
+  trustDomain: TrustDomain,
+  workload: z.strictObject({
+    namespace: Dns1123Label,
+    name: Dns1123Label,
+    serviceAccount: Dns1123Label,
+    spiffeId: SpiffeIdString,
+  }),
+  inbound: z.strictObject({
+    /** Mode for an inbound port that is redirected but not listed below. */
+    defaultMode: ModeSchema,
+    ports: z.array(PortModeSchema).default([]),
+  }),
+  /** null: no policy targets this workload, every peer allowed. Otherwise default deny. */
+  authorization: z.strictObject({ rules: z.array(AuthorizationRuleSchema) }).nullable().default(null),
+  probes: z.array(ProbeSchema).default([]),
+  limits: LimitsSchema.default(LimitsSchema.parse({})),
+});
+
+export const DirectoryServiceSchema = z.strictObject({
+  namespace: Dns1123Label,
+  name: Dns1123Label,
+  /** The identity the server-side proxy must present (secure naming). */
+  spiffeId: SpiffeIdString,
+  /** ClusterIPs (and/or pod IPs) a client may dial. */
+  addresses: z.array(IpAddress).default([]),
+  /** DNS names of the service, e.g. api.shop.svc.cluster.local. */
+  hostnames: z.array(z.string().min(1)).default([]),
+  ports: z
+    .array(z.strictObject({ port: Port, targetPort: Port, mode: ModeSchema }))
+    .min(1),
+});
+
+export const DirectoryConfigSchema = z.strictObject({
+  version: z.literal(CONFIG_VERSION),
+  services: z.array(DirectoryServiceSchema).default([]),
+});
+
+export type PortMode = z.infer<typeof PortModeSchema>;
+export type AuthorizationRule = z.infer<typeof AuthorizationRuleSchema>;
+export type Limits = z.infer<typeof LimitsSchema>;
+export type Probe = z.infer<typeof ProbeSchema>;
+export type WorkloadConfig = z.infer<typeof WorkloadConfigSchema>;
+/** What the components write; defaults may be omitted. */
+export type WorkloadConfigInput = z.input<typeof WorkloadConfigSchema>;
+export type DirectoryService = z.infer<typeof DirectoryServiceSchema>;
+export type DirectoryConfig = z.infer<typeof DirectoryConfigSchema>;
+export type DirectoryConfigInput = z.input<typeof DirectoryConfigSchema>;
+
+export class ConfigError extends Error {}
+
+/** Validates one document; the error names the file and every bad field. */
+export function parseConfig<T extends z.ZodType>(schema: T, value: unknown, source: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.join(".") : "(document)";
+    return `  ${field}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid config in ${source}:\n${problems.join("\n")}`);
+}
+
+export const parseWorkloadConfig = (value: unknown, source = "workload.json") =>
+  parseConfig(WorkloadConfigSchema, value, source);
+export const parseDirectoryConfig = (value: unknown, source = "directory.json") =>
+  parseConfig(DirectoryConfigSchema, value, source);
+
+/** JSON with keys sorted at every level, so identical inputs render byte-identical config. */
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(sortKeys(value), null, 2) + "\n";
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = sortKeys(v);
+    }
+    return out;
+  }
+  return value;
+}
