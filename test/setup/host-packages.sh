@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and the demo drive for real (iptables in network
-# namespaces, a packet capture, the openssl CLI). Quick no-op when they are already there.
+# namespaces, a packet capture, the openssl CLI, curl for "kubectl exec"-style requests). Quick no-op when they are already there.
 set -euo pipefail
 need=()
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
@@ -8,6 +8,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "host-packages: missing ${need[*]}; run as root (or: sudo apt-get install ${need[*]}) — the network-namespace tests and the demo need them" >&2
