@@ -1,7 +1,7 @@
 // A small program the redirect tests run inside their network namespaces (`ip netns exec NS node
 // fixture.js MODE ...`), because a process, not a test, has to live in a namespace:
 //   init ARGS...           mesh-proxy init through the real command code (a bare commander program)
-//   serve PORT...          TCP servers on 0.0.0.0: each connection is answered with one JSON line
+//   serve PORT...          TCP servers on :: (dual-stack): each connection is answered with one JSON line
 //                          {listener, originalDestination} and closed; prints "ready" when listening
 //   connect UID HOST PORT  as UID (setuid before the socket exists, so iptables' owner match sees
 //                          it), connects and prints what the server answered, or {"error": code}
@@ -33,7 +33,7 @@ async function main(mode: string, args: string[]): Promise<void> {
               socket.on("error", () => socket.destroy());
             });
             server.once("error", reject);
-            server.listen(Number(port), "0.0.0.0", () => resolve());
+            server.listen({ port: Number(port), host: "::", ipv6Only: false }, () => resolve());
           }),
       ),
     );
