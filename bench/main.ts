@@ -1,0 +1,213 @@
+// `npm run bench` (full) / `npm run bench -- --quick` (about 2 minutes): the side-by-side
+// benchmark of this project's proxy against HAProxy, nginx stream and stunnel (and no proxy).
+// Systems are interleaved (A B C D E, repeat) so drift on the machine hits all of them alike.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { Command } from "commander";
+import { freePorts, killAllNow, stop, stopAll } from "./processes";
+import { createTopology, deleteAllNamespaces, isRoot, Topology, TopologyName } from "./topology";
+import { writePki, BenchPki } from "./pki";
+import { startBackend } from "./backend";
+import { startSystem, ALL_SYSTEMS, SystemName, LABELS } from "./systems";
+import { oursAvailable, OursOptions } from "./ours";
+import { measure, Durations } from "./workloads";
+import { probeTls } from "./tlsprobe";
+import { RoundRun, summarize, checkTargets } from "./summary";
+import { runControlPlane, ControlPlaneResult } from "./controlplane";
+import { profileOurs, ProfileSummary } from "./profile";
+import { writeReport, BenchResults } from "./report";
+
+type Mode = "full" | "quick" | "tiny";
+
+const DURATIONS: Record<Mode, Durations & { rounds: number; topologies: TopologyName[]; controlPlane: number[] }> = {
+  full: {
+    rounds: 5, topologies: ["loopback", "netns"], controlPlane: [10, 100, 1000],
+    rates: [500, 1000, 2000], latencySeconds: 6, latencyWarmupSeconds: 1, latencyConnections: 16, warmupLoadSeconds: 2,
+    saturationSeconds: 6, saturationConnections: 32, churnSeconds: 6, churnConnections: 32, bulkSeconds: 4, idleConnections: 1000,
+  },
+  quick: {
+    rounds: 2, topologies: ["loopback"], controlPlane: [10, 100, 1000],
+    rates: [500, 1000, 2000], latencySeconds: 1.5, latencyWarmupSeconds: 0.3, latencyConnections: 16, warmupLoadSeconds: 1,
+    saturationSeconds: 2, saturationConnections: 32, churnSeconds: 2, churnConnections: 32, bulkSeconds: 1, idleConnections: 1000,
+  },
+  // For the harness smoke test: proves every step runs, measures nothing worth reading.
+  tiny: {
+    rounds: 1, topologies: ["loopback"], controlPlane: [10],
+    rates: [500], latencySeconds: 0.5, latencyWarmupSeconds: 0.1, latencyConnections: 4, warmupLoadSeconds: 0,
+    saturationSeconds: 1, saturationConnections: 8, churnSeconds: 1, churnConnections: 4, bulkSeconds: 1, idleConnections: 50,
+  },
+};
+
+const REPO = path.resolve(__dirname, "../..");
+
+function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!allowed.includes(i as T)) throw new UsageError(`unknown ${what} "${i}" (one of: ${allowed.join(", ")})`);
+  return items as T[];
+}
+
+class UsageError extends Error {}
+
+function versions(oursNode: string): Record<string, string> {
+  const line = (cmd: string, args: string[], pattern = /./) => {
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    const lines = ((r.stdout || "") + (r.stderr || "")).trim().split("\n");
+    return (lines.find((l) => pattern.test(l)) ?? lines[0] ?? "").trim();
+  };
+  const first = line;
+  return {
+    haproxy: first("haproxy", ["-v"]).split(" - ")[0],
+    nginx: first("nginx", ["-v"]),
+    stunnel: line("stunnel4", ["-version"], /stunnel \d/).replace(/^\[.\]\s*/, "").split(" on ")[0],
+    wrk: line("wrk", ["-v"]).split(" [")[0].replace("debian/", ""),
+    openssl: first("openssl", ["version"]),
+    benchNode: process.version,
+    oursNode: first(oursNode, ["-p", "process.version + ' (OpenSSL ' + process.versions.openssl + ')'"]),
+    kernel: os.release(),
+    cpu: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "unknown"}`,
+  };
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name("bench")
+    .description("Side-by-side benchmark: mesh-proxy vs HAProxy, nginx stream, stunnel (mTLS pairs)")
+    .option("--quick", "about 2 minutes: loopback, 2 rounds, short runs")
+    .option("--tiny", "a few seconds, only to check the harness works (no meaningful numbers)")
+    .option("--topology <list>", "loopback,netns")
+    .option("--systems <list>", `subset of ${ALL_SYSTEMS.join(",")}`)
+    .option("--rounds <n>", "rounds (each system once per round)")
+    .option("--control-plane <sizes>", "MeshedWorkload counts to evaluate, or 'none'")
+    .option("--profile <when>", "CPU profile of our proxy under load: auto (when a target is missed), always, never", "auto")
+    .option("--node <path>", "Node binary that runs our proxy (try a newer runtime)", process.execPath)
+    .option("--out <dir>", "where results go", path.join(REPO, "bench/results"))
+    .option("--no-install", "do not install missing Debian packages");
+  program.parse();
+  const o = program.opts();
+  const mode: Mode = o.tiny ? "tiny" : o.quick ? "quick" : "full";
+  const preset = DURATIONS[mode];
+  const topologies = o.topology ? list<TopologyName>(o.topology, ["loopback", "netns"], "topology") : preset.topologies;
+  let systems = o.systems ? list<SystemName>(o.systems, ALL_SYSTEMS, "system") : ALL_SYSTEMS;
+  const rounds = o.rounds ? Number(o.rounds) : preset.rounds;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError("--rounds must be a positive integer");
+  const cpSizes = o.controlPlane === "none" ? [] : o.controlPlane ? o.controlPlane.split(",").map(Number) : preset.controlPlane;
+  if (cpSizes.some((n: number) => !Number.isInteger(n) || n < 1)) throw new UsageError("--control-plane takes sizes like 10,100,1000 or 'none'");
+  if (!["auto", "always", "never"].includes(o.profile)) throw new UsageError("--profile is auto, always or never");
+
+  if (topologies.includes("netns") && !isRoot()) {
+    throw new UsageError("the netns topology needs root (network namespaces); run as root, or pass --topology loopback");
+  }
+  if (o.install) {
+    const r = spawnSync("bash", [path.join(REPO, "bench/install-packages.sh")], { stdio: "inherit" });
+    if (r.status !== 0) throw new UsageError("missing packages (see above)");
+  }
+  if (systems.includes("ours") && !oursAvailable()) {
+    console.error("bench: our proxy is not built (dist/proxy/cli.js missing; run `npm run build`); skipping it");
+    systems = systems.filter((s) => s !== "ours");
+  }
+  if (!systems.includes("direct")) systems = ["direct", ...systems]; // added latency is measured against it
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const outDir = path.resolve(o.out);
+  const rawDir = path.join(outDir, `raw-${stamp}`);
+  fs.mkdirSync(rawDir, { recursive: true });
+  const started = Date.now();
+  const progress = (line: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
+  const d: Durations = preset;
+  const ours: OursOptions = { node: o.node, nodeFlags: [] };
+  progress(`${mode} run: ${systems.join(", ")}; ${topologies.join(" + ")}; ${rounds} round(s); raw files in ${rawDir}`);
+
+  const pki: BenchPki = await writePki(path.join(rawDir, "pki"));
+  const runs: RoundRun[] = [];
+  for (const topologyName of topologies) {
+    const topo: Topology = createTopology(topologyName);
+    try {
+      const [backendPort, ...ports] = await freePorts(1 + 2 * systems.length);
+      const backend = await startBackend(path.join(rawDir, "backend"), backendPort, topo.serverAddr, topo.serverNs);
+      for (let round = 1; round <= rounds; round++) {
+        for (const [i, system] of systems.entries()) {
+          const tag = `${topologyName} round ${round}/${rounds} ${LABELS[system]}`;
+          const plan = {
+            pki, dir: path.join(rawDir, topologyName), clientNs: topo.clientNs, serverNs: topo.serverNs,
+            clientAddr: topo.clientAddr, clientPort: ports[2 * i], serverAddr: topo.serverAddr, serverPort: ports[2 * i + 1], backendPort,
+          };
+          const run: RoundRun = { round, topology: topologyName, system };
+          runs.push(run);
+          let sys;
+          try {
+            sys = await startSystem(system, plan, ours);
+            if (system !== "direct") run.tls = await probeTls(pki, topo.serverAddr, plan.serverPort, topo.clientNs);
+            progress(`${tag}: started${run.tls ? ` (${run.tls.protocol} ${run.tls.cipher}${run.tls.peerVerified ? ", server verified" : ""})` : ""}`);
+            run.measurements = await measure({ sys, clientNs: topo.clientNs, d, progress: (l) => progress(`${tag}: ${l}`) });
+          } catch (err) {
+            run.error = (err as Error).message;
+            progress(`${tag}: FAILED: ${run.error}`);
+          } finally {
+            await sys?.stop();
+          }
+        }
+      }
+      await stop(backend.proc);
+    } finally {
+      await stopAll();
+      topo.teardown();
+    }
+  }
+
+  const summaries = Object.fromEntries(
+    topologies.map((t) => [t, Object.fromEntries(systems.map((s) => [s, summarize(runs, t, s)]))]),
+  );
+  const targets = systems.includes("ours") && systems.includes("haproxy")
+    ? Object.fromEntries(topologies.map((t) => [t, checkTargets(summaries[t].ours, summaries[t].haproxy)]))
+    : {};
+
+  let profile: ProfileSummary | undefined;
+  const missed = Object.values(targets).flat().some((t) => t.met === false);
+  if (systems.includes("ours") && (o.profile === "always" || (o.profile === "auto" && missed))) {
+    progress("profiling our proxy under keep-alive and churn load (node --cpu-prof)");
+    try {
+      profile = await profileOurs({ pki, rawDir, ours, seconds: Math.max(2, d.saturationSeconds), progress });
+    } catch (err) {
+      progress(`profile FAILED: ${(err as Error).message}`);
+    }
+  }
+
+  let controlPlane: ControlPlaneResult[] = [];
+  if (cpSizes.length) {
+    progress(`control plane: ${cpSizes.join(" / ")} MeshedWorkloads under the Pulumi mock runtime`);
+    controlPlane = await runControlPlane(cpSizes, progress);
+  }
+
+  const results: BenchResults = {
+    meta: {
+      date: new Date().toISOString(), mode, rounds, topologies, systems, durations: d, seconds: Math.round((Date.now() - started) / 1000),
+      versions: versions(ours.node), root: isRoot(), command: process.argv.slice(2).join(" "),
+    },
+    runs, summaries, targets, controlPlane, profile,
+  };
+  const written = writeReport(results, outDir);
+  progress(`done in ${results.meta.seconds}s: ${written.join(", ")}`);
+}
+
+function cleanup(): void {
+  killAllNow();
+  deleteAllNamespaces();
+}
+process.on("exit", cleanup);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    console.error(`\nbench: ${sig}, stopping everything`);
+    cleanup();
+    process.exit(130);
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    console.error(err instanceof UsageError ? `bench: ${err.message}` : `bench failed: ${err.stack ?? err.message}`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

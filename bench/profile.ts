@@ -1,0 +1,82 @@
+// Where our proxy spends its time under load: both sides run with `node --cpu-prof`, take
+// keep-alive load and then new-connection load, exit on SIGTERM (which writes the profile), and
+// the profiles are reduced to the top functions by self time.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { freePorts, stop } from "./processes";
+import { createTopology } from "./topology";
+import { BenchPki } from "./pki";
+import { startBackend } from "./backend";
+import { startSystem } from "./systems";
+import { OursOptions } from "./ours";
+import { wrk } from "./wrk";
+
+export interface ProfileEntry {
+  function: string;
+  location: string;
+  selfPercent: number;
+}
+
+export interface ProfileSummary {
+  load: string;
+  sides: { side: "client" | "server"; file: string; totalMs: number; top: ProfileEntry[] }[];
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time per function (all nodes of the same function summed), idle time left out. */
+export function topFunctions(profile: CpuProfile, n = 15): { totalMs: number; top: ProfileEntry[] } {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const self = new Map<string, { fn: string; loc: string; us: number }>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const f = byId.get(id);
+    const dt = profile.timeDeltas[i] ?? 0;
+    if (!f || f.functionName === "(idle)") return;
+    const loc = f.url ? `${f.url.replace(/^file:\/\//, "").replace(/^.*\/(dist|node_modules)\//, "$1/")}:${f.lineNumber + 1}` : "";
+    const key = `${f.functionName}@${loc}`;
+    const e = self.get(key) ?? { fn: f.functionName || "(anonymous)", loc, us: 0 };
+    e.us += dt;
+    self.set(key, e);
+    total += dt;
+  });
+  const top = [...self.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, n)
+    .map((e) => ({ function: e.fn, location: e.loc, selfPercent: Math.round((e.us / total) * 1000) / 10 }));
+  return { totalMs: Math.round(total / 1000), top };
+}
+
+export async function profileOurs(o: { pki: BenchPki; rawDir: string; ours: OursOptions; seconds: number; progress(l: string): void }): Promise<ProfileSummary> {
+  const topo = createTopology("loopback");
+  const dir = path.join(o.rawDir, "profile");
+  const profDir = (side: string) => path.join(dir, `cpuprofile-${side}`);
+  try {
+    const [backendPort, clientPort, serverPort] = await freePorts(3);
+    const backend = await startBackend(path.join(dir, "backend"), backendPort, topo.serverAddr, topo.serverNs);
+    const sys = await startSystem(
+      "ours",
+      { pki: o.pki, dir, clientNs: topo.clientNs, serverNs: topo.serverNs, clientAddr: topo.clientAddr, clientPort, serverAddr: topo.serverAddr, serverPort, backendPort },
+      { ...o.ours, nodeFlags: [...o.ours.nodeFlags, "--cpu-prof"], profileDirFor: profDir },
+    );
+    const url = `http://${sys.host}:${sys.port}/`;
+    await wrk({ url, connections: 32, seconds: o.seconds, netns: topo.clientNs });
+    await wrk({ url, connections: 32, seconds: o.seconds, closeEachRequest: true, netns: topo.clientNs });
+    // A clean exit writes the profile; give it time.
+    await Promise.all(sys.proxies.map((p) => stop(p.proc, 20_000)));
+    await stop(backend.proc);
+    const sides = sys.proxies.map(({ side }) => {
+      const files = fs.existsSync(profDir(side)) ? fs.readdirSync(profDir(side)).filter((f) => f.endsWith(".cpuprofile")) : [];
+      if (!files.length) throw new Error(`no CPU profile written by the ${side} side (did it exit cleanly on SIGTERM?)`);
+      const file = path.join(profDir(side), files[0]);
+      return { side, file, ...topFunctions(JSON.parse(fs.readFileSync(file, "utf8")) as CpuProfile) };
+    });
+    return { load: `wrk -c32 keep-alive ${o.seconds}s, then wrk -c32 Connection: close ${o.seconds}s, loopback`, sides };
+  } finally {
+    topo.teardown();
+  }
+}

@@ -1,0 +1,54 @@
+// The five systems under test, started the same way: a pair of proxies (or none, for "direct")
+// between the load generator and the backend, ready once both sides listen.
+import * as path from "node:path";
+import { Started, stop, waitForPort } from "./processes";
+import { PairPlan, startPeer, PeerName } from "./peers";
+import { startOurs, OursOptions } from "./ours";
+
+export type SystemName = "direct" | "ours" | "haproxy" | "nginx" | "stunnel";
+export const ALL_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "nginx", "stunnel"];
+export const LABELS: Record<SystemName, string> = {
+  direct: "direct (no proxy)",
+  ours: "mesh-proxy (ours)",
+  haproxy: "HAProxy",
+  nginx: "nginx stream",
+  stunnel: "stunnel",
+};
+
+export interface RunningSystem {
+  name: SystemName;
+  /** Where the load generator connects (inside the client namespace). */
+  host: string;
+  port: number;
+  /** The proxy processes, client side first; empty for "direct". */
+  proxies: { side: "client" | "server"; proc: Started }[];
+  stop(): Promise<void>;
+}
+
+export async function startSystem(name: SystemName, plan: PairPlan, ours: OursOptions): Promise<RunningSystem> {
+  if (name === "direct") {
+    return { name, host: plan.serverAddr, port: plan.backendPort, proxies: [], stop: async () => undefined };
+  }
+  const dir = path.join(plan.dir, name);
+  const pair = name === "ours" ? startOurs({ ...plan, dir }, ours) : startPeer(name as PeerName, { ...plan, dir });
+  const running: RunningSystem = {
+    name,
+    host: plan.clientAddr,
+    port: plan.clientPort,
+    proxies: [
+      { side: "client", proc: pair.client },
+      { side: "server", proc: pair.server },
+    ],
+    stop: async () => {
+      await Promise.all([stop(pair.client), stop(pair.server)]);
+    },
+  };
+  try {
+    await waitForPort(plan.serverPort, pair.server, plan.serverNs);
+    await waitForPort(plan.clientPort, pair.client, plan.clientNs);
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  return running;
+}
