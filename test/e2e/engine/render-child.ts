@@ -1,0 +1,35 @@
+// One program evaluation under the Pulumi mock runtime, in its own process (so it never shares
+// mocks with other test files). Reads a RenderRequest as JSON from the file named in argv[2],
+// writes a RenderResult as JSON to argv[3] once every resource has been registered (the event
+// loop drains: nothing is left for the program to do).
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { MockEngine } from "./mocks";
+import type { RenderRequest, RenderResult } from "./render";
+
+const [requestFile, resultFile] = process.argv.slice(2);
+const request = JSON.parse(fs.readFileSync(requestFile, "utf8")) as RenderRequest;
+
+const engine = new MockEngine({ state: request.state, replace: request.replace, serviceCidrBase: request.serviceCidrBase });
+let failure: string | undefined;
+
+const fail = (err: unknown) => {
+  failure ??= err instanceof Error ? err.message : String(err);
+};
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);
+
+process.once("beforeExit", () => {
+  const result: RenderResult = failure
+    ? { ok: false, error: failure }
+    : { ok: true, resources: engine.registered, state: engine.state, unmodelled: [...engine.unmodelled].sort() };
+  fs.writeFileSync(resultFile, JSON.stringify(result));
+});
+
+(async () => {
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(request.config).map(([k, v]) => [k.includes(":") ? k : `${request.project}:${k}`, v])),
+  );
+  await pulumi.runtime.setMocks(engine, request.project, request.stack, false);
+  require(request.program);
+})().catch(fail);

@@ -1,0 +1,42 @@
+// A packet capture on the node bridge (tcpdump, in the node namespace), read back with pcap.ts.
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { readSegments, reassemble, Stream } from "./pcap";
+
+export class Capture {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly file: string,
+    private readonly exited: Promise<void>,
+  ) {}
+
+  static async start(nodeNs: string, iface: string, file: string): Promise<Capture> {
+    const child = spawn("ip", ["netns", "exec", nodeNs, "tcpdump", "-i", iface, "-n", "-U", "-s", "0", "-w", file, "tcp"], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    let stderr = "";
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${stderr}`)), 10_000);
+      child.stderr!.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes("listening on")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`tcpdump exited (${code}): ${stderr.trim()}`));
+      });
+    });
+    return new Capture(child, file, exited);
+  }
+
+  /** Stops the capture and returns its TCP streams. */
+  async stop(): Promise<Stream[]> {
+    this.child.kill("SIGINT");
+    await this.exited;
+    return reassemble(readSegments(fs.readFileSync(this.file)));
+  }
+}
