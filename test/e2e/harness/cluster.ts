@@ -1,0 +1,275 @@
+// A one-node "cluster" on this machine: takes the Kubernetes objects a program registered and
+// runs them — workloads as pods in network namespaces, Services as kube-proxy DNAT rules and
+// hosts-file names, Secrets and ConfigMaps as mounted volumes — and applies later renders the way
+// the API server + kubelet would: changed Secrets/ConfigMaps are swapped into the running pods'
+// volumes; changed pod templates are reported (a real rollout would restart those pods).
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Capture } from "./capture";
+import { Dialer, startDialer } from "./dialer";
+import { isRoot } from "./exec";
+import { resolveImage, UnknownImageError } from "./images";
+import { KubeObject, matchesSelector, objectKey, PodSpec } from "./kube";
+import { KubeProxy, ServicePortRule } from "./kube-proxy";
+import { newRunId, RunNames, runNames } from "./names";
+import { createNode, podIp } from "./network";
+import { Pod, PodContext } from "./pod";
+import { stableStringify } from "../../../proxy/config";
+import { claimRun, listNamespaces, namespacePids, sweepOnExit, sweepRun, sweepStale } from "./teardown";
+
+export const CLUSTER_DOMAIN = "cluster.local";
+const WORKLOAD_KINDS = ["Deployment", "StatefulSet", "DaemonSet"];
+/** The contract's container names for the mesh's own containers: their image is the proxy. */
+const PROXY_CONTAINERS = ["mesh-init", "mesh-proxy"];
+
+export class ClusterError extends Error {}
+
+export interface ApplyReport {
+  /** "Kind/namespace/name" of every object whose content changed. */
+  changed: string[];
+  /** Volumes rewritten in running pods ("<pod>: <volume>"). */
+  volumesUpdated: string[];
+  /** Workloads whose pod template changed: a real cluster would restart their pods. */
+  templatesChanged: string[];
+}
+
+export interface ClusterOptions {
+  log?: (line: string) => void;
+}
+
+const ROOT_REASON =
+  "the e2e harness needs root: it creates network namespaces, veth pairs and a bridge (ip netns/ip link), " +
+  "installs iptables rules inside them, runs processes as other UIDs (setpriv) and captures packets (tcpdump)";
+
+export function rootProblem(): string | undefined {
+  return isRoot() ? undefined : ROOT_REASON;
+}
+
+export class Cluster {
+  readonly pods: Pod[] = [];
+  readonly objects = new Map<string, KubeObject>();
+  private readonly kubeProxy: KubeProxy;
+  private released?: () => void;
+
+  private constructor(
+    readonly names: RunNames,
+    private readonly node: Dialer,
+    private readonly log: (line: string) => void,
+  ) {
+    this.kubeProxy = new KubeProxy(names.nodeNs, names.id);
+  }
+
+  /** Creates the node and runs every workload in `objects`; tears everything down if that fails. */
+  static async up(objects: KubeObject[], opts: ClusterOptions = {}): Promise<Cluster> {
+    const problem = rootProblem();
+    if (problem) throw new ClusterError(problem);
+    const log = opts.log ?? (() => {});
+    const stale = sweepStale();
+    if (stale.length) log(`swept leftovers of crashed runs: ${stale.join(", ")}`);
+    const names = runNames(newRunId());
+    claimRun(names.id);
+    const release = sweepOnExit(names.id);
+    try {
+      fs.mkdirSync(path.join(names.dir, "sock"), { recursive: true });
+      fs.chmodSync(path.join(names.dir, "sock"), 0o1777);
+      await createNode(names);
+      const node = await startDialer(names.nodeNs, { uid: 0, gid: 0, groups: [], capabilities: [], noNewPrivileges: true }, path.join(names.dir, "sock", "node"), path.join(names.dir, "node-dialer.log"));
+      const cluster = new Cluster(names, node, log);
+      cluster.released = release;
+      log(`node ${names.nodeNs}: bridge ${names.bridge}, pods in 10.234.0.0/24, services in 10.233.0.0/16`);
+      await cluster.start(objects);
+      return cluster;
+    } catch (err) {
+      sweepRun(names.id);
+      release();
+      throw err;
+    }
+  }
+
+  private ctx(): PodContext {
+    return {
+      names: this.names,
+      lookup: (kind, namespace, name) => this.objects.get(`${kind}/${namespace}/${name}`),
+      proxyImages: this.proxyImages(),
+      node: this.node,
+      log: this.log,
+    };
+  }
+
+  private proxyImages(): Set<string> {
+    const images = new Set<string>();
+    for (const w of this.workloads()) {
+      const spec = w.spec.template.spec as PodSpec;
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+        if (PROXY_CONTAINERS.includes(c.name) && c.image) images.add(c.image);
+      }
+    }
+    return images;
+  }
+
+  private workloads(): KubeObject[] {
+    return [...this.objects.values()].filter((o) => WORKLOAD_KINDS.includes(o.kind));
+  }
+
+  services(): KubeObject[] {
+    return [...this.objects.values()].filter((o) => o.kind === "Service");
+  }
+
+  private async start(objects: KubeObject[]): Promise<void> {
+    for (const o of objects) this.objects.set(objectKey(o), o);
+    const ctx = this.ctx();
+    // Refuse unknown images before starting anything.
+    const unknown: string[] = [];
+    for (const w of this.workloads()) {
+      const spec = w.spec.template.spec as PodSpec;
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+        try {
+          resolveImage(c, ctx.proxyImages);
+        } catch (err) {
+          if (err instanceof UnknownImageError) unknown.push(`${w.kind} ${w.metadata.namespace}/${w.metadata.name}: ${err.message}`);
+          else throw err;
+        }
+      }
+    }
+    if (unknown.length) throw new ClusterError(`cannot run these containers:\n  ${unknown.join("\n  ")}`);
+
+    for (const w of this.workloads()) {
+      const replicas = w.kind === "DaemonSet" ? 1 : (w.spec.replicas ?? 1);
+      for (let i = 0; i < replicas; i++) {
+        const template = w.spec.template;
+        const pod = new Pod(`${w.metadata.name}-${i}`, w.metadata.namespace!, template.metadata?.labels ?? {}, template.spec, this.pods.length, ctx);
+        this.pods.push(pod);
+      }
+    }
+    const hosts = (pod: Pod, ip: string) => this.hostsFile(pod.namespace, pod.name, ip);
+    await Promise.all(
+      this.pods.map(async (pod) => {
+        const ip = podIp(pod.index);
+        const t0 = Date.now();
+        await pod.start(ip, hosts(pod, ip));
+        this.log(`pod ${pod.namespace}/${pod.name} ready at ${ip} (${Date.now() - t0} ms; containers: ${[...pod.containers.keys()].join(", ")})`);
+      }),
+    );
+    await this.syncServices();
+  }
+
+  /** Cluster DNS, as a hosts file: every Service by FQDN, and by short name in its own namespace. */
+  private hostsFile(namespace: string, podName: string, ip: string): string {
+    const lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", `${ip}\t${podName}`];
+    for (const s of this.services()) {
+      const ip = s.spec?.clusterIP;
+      if (!ip || ip === "None") continue;
+      const { name, namespace: ns } = s.metadata;
+      const aliases = [`${name}.${ns}.svc.${CLUSTER_DOMAIN}`, `${name}.${ns}.svc`, `${name}.${ns}`];
+      if (ns === namespace) aliases.push(name);
+      lines.push(`${ip}\t${aliases.join(" ")}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+
+  private endpointRules(): ServicePortRule[] {
+    const rules: ServicePortRule[] = [];
+    for (const s of this.services()) {
+      const ip = s.spec?.clusterIP;
+      if (!ip || ip === "None") continue;
+      const backends = this.pods.filter((p) => p.ready && p.namespace === s.metadata.namespace && matchesSelector(p.labels, s.spec.selector));
+      for (const port of s.spec.ports ?? []) {
+        const endpoints = backends.flatMap((p) => {
+          const target = port.targetPort ?? port.port;
+          if (typeof target === "number") return [{ ip: p.ip, port: target }];
+          const named = [...(p.spec.initContainers ?? []), ...p.spec.containers].flatMap((c) => c.ports ?? []).find((cp) => cp.name === target);
+          return named ? [{ ip: p.ip, port: named.containerPort }] : [];
+        });
+        rules.push({ name: `${s.metadata.namespace}/${s.metadata.name}:${port.port}`, clusterIP: ip, port: port.port, endpoints });
+      }
+    }
+    return rules;
+  }
+
+  private async syncServices(): Promise<void> {
+    const rules = this.endpointRules();
+    await this.kubeProxy.sync(rules);
+    for (const r of rules) this.log(`service ${r.name} ${r.clusterIP} -> ${r.endpoints.map((e) => `${e.ip}:${e.port}`).join(", ") || "(no endpoints)"}`);
+  }
+
+  /**
+   * Applies a new render: objects are replaced, Secret/ConfigMap changes reach the pods' volumes
+   * by kubelet's atomic swap. Pods are never restarted here; template changes are reported.
+   */
+  async apply(objects: KubeObject[]): Promise<ApplyReport> {
+    const report: ApplyReport = { changed: [], volumesUpdated: [], templatesChanged: [] };
+    const incoming = new Map(objects.map((o) => [objectKey(o), o]));
+    for (const [key, o] of incoming) {
+      const old = this.objects.get(key);
+      if (!old || stableStringify(old) !== stableStringify(o)) {
+        report.changed.push(key);
+        if (old && WORKLOAD_KINDS.includes(o.kind) && stableStringify(old.spec?.template) !== stableStringify(o.spec?.template)) {
+          report.templatesChanged.push(key);
+        }
+      }
+    }
+    for (const key of this.objects.keys()) if (!incoming.has(key)) report.changed.push(`${key} (deleted)`);
+    this.objects.clear();
+    for (const [key, o] of incoming) this.objects.set(key, o);
+    for (const pod of this.pods) {
+      for (const volume of pod.refreshVolumes()) report.volumesUpdated.push(`${pod.namespace}/${pod.name}: ${volume}`);
+    }
+    return report;
+  }
+
+  podsOf(namespace: string, workload: string): Pod[] {
+    return this.pods.filter((p) => p.namespace === namespace && p.name.replace(/-\d+$/, "") === workload);
+  }
+
+  pod(namespace: string, workload: string, index = 0): Pod {
+    const pod = this.podsOf(namespace, workload)[index];
+    if (!pod) throw new ClusterError(`no pod ${index} of ${namespace}/${workload}`);
+    return pod;
+  }
+
+  service(namespace: string, name: string): KubeObject {
+    const s = this.objects.get(`Service/${namespace}/${name}`);
+    if (!s) throw new ClusterError(`no Service ${namespace}/${name}`);
+    return s;
+  }
+
+  /** Starts a packet capture on the node bridge. */
+  capture(label: string): Promise<Capture> {
+    return Capture.start(this.names.nodeNs, this.names.bridge, path.join(this.names.dir, `${label}.pcap`));
+  }
+
+  /** The node namespace's dialer (kubelet's vantage point). */
+  get nodeDialer(): Dialer {
+    return this.node;
+  }
+
+  /** PIDs of every running container, "<ns>/<pod>/<container>" → pid. */
+  pids(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const p of this.pods) for (const [c, pid] of Object.entries(p.pids())) out[`${p.namespace}/${p.name}/${c}`] = pid;
+    return out;
+  }
+
+  /** Tears everything down and reports anything that survived (it should be nothing). */
+  async down(): Promise<{ namespaces: string[]; processes: number[] }> {
+    const mine = (ns: string) => ns.startsWith(`e2e-${this.names.id}-`);
+    const pids = listNamespaces().filter(mine).flatMap(namespacePids);
+    sweepRun(this.names.id);
+    this.released?.();
+    const isAlive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // Killed children stay zombies until Node reaps them (asynchronously, on SIGCHLD).
+    let alive = pids.filter(isAlive);
+    for (let i = 0; i < 40 && alive.length; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      alive = alive.filter(isAlive);
+    }
+    return { namespaces: listNamespaces().filter(mine), processes: alive };
+  }
+}
