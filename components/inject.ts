@@ -1,0 +1,230 @@
+// Sidecar injection as a pure function: pod spec in, pod spec out (kubernetesx's PodBuilder
+// shape). It renders the pod contract of proxy/wellknown.ts: the redirect init container, the
+// proxy as a native sidecar, the identity and config volumes, and kubelet HTTP probes rewritten
+// to the proxy's admin port. Mode and policy are NOT in here: they reach the proxy as config, so
+// a mode flip or a policy edit never changes a pod template and never restarts a pod.
+import { FILE_NAMES, MOUNT_PATHS, PROBE_PATH_PREFIX, PROXY_PORTS, PROXY_UID, LABELS } from "../proxy/wellknown";
+import type { Input } from "@pulumi/pulumi";
+import type * as k8s from "@pulumi/kubernetes";
+import type { Probe } from "../proxy/config";
+
+export const INIT_CONTAINER_NAME = "mesh-init";
+export const SIDECAR_NAME = "mesh-proxy";
+export const IDENTITY_VOLUME = "mesh-identity";
+export const CONFIG_VOLUME = "mesh-config";
+export const ADMIN_PORT_NAME = "mesh-admin";
+
+/** The kubelet probe kinds we rewrite, and the name each gets under /app-health/<container>/. */
+export const PROBE_KINDS = [
+  ["livenessProbe", "livez"],
+  ["readinessProbe", "readyz"],
+  ["startupProbe", "startupz"],
+] as const;
+
+// Plain (Output-free) shapes of the Kubernetes objects injection reads. Everything else in a
+// container or pod spec is carried through untouched.
+export interface ContainerPortLike {
+  containerPort: number;
+  name?: string;
+  [key: string]: unknown;
+}
+export interface HttpGetLike {
+  path?: string;
+  port: number | string;
+  scheme?: string;
+  [key: string]: unknown;
+}
+export interface ProbeLike {
+  httpGet?: HttpGetLike;
+  [key: string]: unknown;
+}
+export interface ContainerLike {
+  name: string;
+  ports?: ContainerPortLike[];
+  livenessProbe?: ProbeLike;
+  readinessProbe?: ProbeLike;
+  startupProbe?: ProbeLike;
+  [key: string]: unknown;
+}
+export interface PodSpecLike {
+  containers: ContainerLike[];
+  initContainers?: unknown[];
+  volumes?: unknown[];
+  [key: string]: unknown;
+}
+
+export interface InjectOptions {
+  /** The mesh's proxy image (pinned). */
+  proxyImage: Input<string>;
+  /** App ports whose inbound connections the proxy takes over (container ports). */
+  inboundPorts: number[];
+  /** kubernetes.io/tls Secret holding tls.crt, tls.key, ca.crt. */
+  identitySecretName: string;
+  /** ConfigMap with key workload.json. */
+  workloadConfigMapName: string;
+  /** ConfigMap with key directory.json (one per namespace). */
+  directoryConfigMapName: string;
+  excludeOutboundPorts?: number[];
+  excludeOutboundCidrs?: string[];
+  excludeInboundPorts?: number[];
+  /** Resources of the proxy sidecar. */
+  proxyResources?: k8s.types.input.core.v1.ResourceRequirements;
+}
+
+export interface InjectResult {
+  podSpec: PodSpecLike;
+  /** The app probes the proxy's admin server must forward (workload.json `probes`). */
+  probes: Probe[];
+}
+
+export class InjectionError extends Error {}
+
+const sortedUnique = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - b);
+
+/** The init container's arguments (`mesh-proxy init ...`), exactly as the pod contract says. */
+export function initArgs(options: InjectOptions): string[] {
+  const args = ["init"];
+  const inbound = sortedUnique(options.inboundPorts);
+  // An outbound-only workload (a client with no ports) gets no --inbound-ports: nothing to take over.
+  if (inbound.length > 0) args.push("--inbound-ports", inbound.join(","));
+  args.push("--proxy-uid", String(PROXY_UID));
+  if (options.excludeOutboundPorts?.length) args.push("--exclude-outbound-ports", sortedUnique(options.excludeOutboundPorts).join(","));
+  if (options.excludeOutboundCidrs?.length) args.push("--exclude-outbound-cidrs", [...new Set(options.excludeOutboundCidrs)].sort().join(","));
+  if (options.excludeInboundPorts?.length) args.push("--exclude-inbound-ports", sortedUnique(options.excludeInboundPorts).join(","));
+  return args;
+}
+
+export function initContainer(options: InjectOptions): k8s.types.input.core.v1.Container {
+  return {
+    name: INIT_CONTAINER_NAME,
+    image: options.proxyImage,
+    args: initArgs(options),
+    // The only container with network privileges: it installs iptables rules and exits.
+    securityContext: {
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
+    },
+  };
+}
+
+export function sidecarContainer(options: InjectOptions): k8s.types.input.core.v1.Container {
+  const adminGet = (path: string) => ({ httpGet: { path, port: PROXY_PORTS.admin, scheme: "HTTP" } });
+  return {
+    name: SIDECAR_NAME,
+    image: options.proxyImage,
+    args: ["run", "--config", MOUNT_PATHS.config, "--identity", MOUNT_PATHS.identity],
+    // Native sidecar: starts before the app containers, stops after them.
+    restartPolicy: "Always",
+    ports: [{ name: ADMIN_PORT_NAME, containerPort: PROXY_PORTS.admin, protocol: "TCP" }],
+    startupProbe: { ...adminGet("/readyz"), periodSeconds: 1, failureThreshold: 60 },
+    readinessProbe: { ...adminGet("/readyz"), periodSeconds: 5 },
+    livenessProbe: { ...adminGet("/healthz"), periodSeconds: 10 },
+    securityContext: {
+      runAsUser: PROXY_UID,
+      runAsGroup: PROXY_UID,
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    },
+    volumeMounts: [
+      { name: IDENTITY_VOLUME, mountPath: MOUNT_PATHS.identity, readOnly: true },
+      { name: CONFIG_VOLUME, mountPath: MOUNT_PATHS.config, readOnly: true },
+    ],
+    ...(options.proxyResources ? { resources: options.proxyResources } : {}),
+  };
+}
+
+export function meshVolumes(options: InjectOptions): k8s.types.input.core.v1.Volume[] {
+  return [
+    { name: IDENTITY_VOLUME, secret: { secretName: options.identitySecretName } },
+    {
+      name: CONFIG_VOLUME,
+      projected: {
+        sources: [
+          { configMap: { name: options.workloadConfigMapName, items: [{ key: FILE_NAMES.workload, path: FILE_NAMES.workload }] } },
+          { configMap: { name: options.directoryConfigMapName, items: [{ key: FILE_NAMES.directory, path: FILE_NAMES.directory }] } },
+        ],
+      },
+    },
+  ];
+}
+
+/** The admin-port path kubelet calls for one app probe. */
+export function probePath(container: string, kind: string): string {
+  return `${PROBE_PATH_PREFIX}/${container}/${kind}`;
+}
+
+function resolveProbePort(container: ContainerLike, port: number | string): number {
+  if (typeof port === "number") return port;
+  const named = container.ports?.find((p) => p.name === port);
+  if (!named) throw new InjectionError(`container "${container.name}": probe port "${port}" names no port of the container`);
+  return named.containerPort;
+}
+
+/**
+ * Rewrites one container's httpGet probes to the proxy's admin port. Other probe kinds (tcpSocket,
+ * exec, grpc) are left alone: exec runs inside the pod, tcpSocket reaches the proxy's listener.
+ */
+export function rewriteProbes(container: ContainerLike): { container: ContainerLike; probes: Probe[] } {
+  const probes: Probe[] = [];
+  const out: ContainerLike = { ...container };
+  for (const [field, kind] of PROBE_KINDS) {
+    const probe = container[field];
+    if (!probe?.httpGet) continue;
+    const { path: targetPath, port, scheme, host: _host, ...rest } = probe.httpGet;
+    const path = probePath(container.name, kind);
+    probes.push({
+      path,
+      port: resolveProbePort(container, port),
+      targetPath: targetPath ?? "/",
+      scheme: scheme === "HTTPS" ? "HTTPS" : "HTTP",
+    });
+    out[field] = { ...probe, httpGet: { ...rest, path, port: PROXY_PORTS.admin, scheme: "HTTP" } };
+  }
+  return { container: out, probes };
+}
+
+/** Pod spec in, meshed pod spec out. Existing init containers and volumes are kept after ours. */
+export function injectSidecar(podSpec: PodSpecLike, options: InjectOptions): InjectResult {
+  for (const name of [INIT_CONTAINER_NAME, SIDECAR_NAME]) {
+    if ([...podSpec.containers, ...((podSpec.initContainers ?? []) as ContainerLike[])].some((c) => c.name === name)) {
+      throw new InjectionError(`the pod already has a container named "${name}" (already meshed, or a name clash)`);
+    }
+  }
+  for (const name of [IDENTITY_VOLUME, CONFIG_VOLUME]) {
+    if (((podSpec.volumes ?? []) as { name?: string }[]).some((v) => v.name === name)) {
+      throw new InjectionError(`the pod already has a volume named "${name}"`);
+    }
+  }
+  const probes: Probe[] = [];
+  const containers = podSpec.containers.map((c) => {
+    const rewritten = rewriteProbes(c);
+    probes.push(...rewritten.probes);
+    return rewritten.container;
+  });
+  return {
+    podSpec: {
+      ...podSpec,
+      containers,
+      initContainers: [initContainer(options), sidecarContainer(options), ...(podSpec.initContainers ?? [])],
+      volumes: [...meshVolumes(options), ...(podSpec.volumes ?? [])],
+    },
+    probes,
+  };
+}
+
+/** Container ports declared by the app containers, the default inbound set. */
+export function containerPorts(podSpec: PodSpecLike): number[] {
+  return sortedUnique(podSpec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
+}
+
+/** Labels every meshed pod carries (selectors and NetworkPolicy peers use them). */
+export function meshPodLabels(workload: string, serviceAccount: string): Record<string, string> {
+  return { [LABELS.meshed]: "true", [LABELS.workload]: workload, [SERVICE_ACCOUNT_LABEL]: serviceAccount };
+}
+
+/** NetworkPolicy cannot select by service account, so meshed pods carry theirs as a label. */
+export const SERVICE_ACCOUNT_LABEL = "mtls-mesh.io/service-account";

@@ -1,0 +1,385 @@
+// Mesh: trust domain, CA, default mode, proxy image, the system namespace, the per-node proxy
+// DaemonSet, and the mesh-wide config (modes and the directory of meshed services). Workloads and
+// policies register with it; it renders their config once registration is complete.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import * as dockerbuild from "@pulumi/docker-build";
+import { FILE_NAMES, LABELS, Mode, PROXY_UID } from "../proxy/wellknown";
+import type { AuthorizationRule, DirectoryService, Probe } from "../proxy/config";
+import { CertificateAuthority } from "./ca";
+import { WorkloadIdentity } from "./workload-identity";
+import { resolveMode } from "./mode";
+import { MeshRegistry, RegistrySnapshot } from "./registry";
+import { renderAuthorizationRules } from "./policy";
+import { renderDirectoryConfig, renderWorkloadConfig, serviceHostnames } from "./render";
+import { meshVolumes, sidecarContainer } from "./inject";
+import {
+  MeshInputError,
+  checkAppPort,
+  checkCidr,
+  checkDns1123Label,
+  checkMode,
+  checkTrustDomain,
+  componentLabel,
+} from "./validate";
+
+/** Used when neither proxyImage nor proxyBuild is given. */
+export const DEFAULT_PROXY_IMAGE = "ghcr.io/pulumi-mtls-mesh/mesh-proxy:0.1.0";
+
+export interface ProxyBuildArgs {
+  /** Repository to push to, e.g. "ghcr.io/acme/mesh-proxy". */
+  repository: string;
+  /** Image tag; default the package version. The output `proxyImage` is pinned by digest. */
+  tag?: string;
+  /** Registry credentials for the push. */
+  registry?: { address: string; username?: pulumi.Input<string>; password?: pulumi.Input<string> };
+  /** Default ["linux/amd64"]. */
+  platforms?: string[];
+  /** Default true; false builds without pushing (proxyImage is then the tag). */
+  push?: boolean;
+}
+
+export interface MeshArgs {
+  /** SPIFFE trust domain; default "cluster.local". */
+  trustDomain?: string;
+  /** Default mode of every meshed port; default "permissive". */
+  mode?: Mode;
+  /** System namespace for the proxy DaemonSet and mesh config; default "mesh-system". */
+  namespace?: string;
+  /** The CA; created (as a child) when absent. */
+  ca?: CertificateAuthority;
+  /** Per-namespace mode, overriding `mode`. */
+  namespaceModes?: Record<string, Mode>;
+  /** A pinned proxy image reference (tag or digest, not "latest"). */
+  proxyImage?: string;
+  /** Build proxy/Dockerfile and push it with @pulumi/docker-build. Excludes proxyImage. */
+  proxyBuild?: ProxyBuildArgs;
+  /** Resources of every proxy container (sidecars and the DaemonSet). */
+  proxyResources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  /** Outbound ports the sidecars never intercept (e.g. a database the mesh does not cover). */
+  excludeOutboundPorts?: number[];
+  /** Outbound destinations the sidecars never intercept. */
+  excludeOutboundCidrs?: string[];
+  /** Inbound ports no sidecar intercepts. */
+  excludeInboundPorts?: number[];
+  /** Kubernetes DNS domain for the directory's host names; default "cluster.local". */
+  clusterDomain?: string;
+  /** Namespaces that already exist and that the Mesh must not create; default ["default"]. */
+  existingNamespaces?: string[];
+  /** Clock for certificate renewal schedules, ms since epoch. Tests pin it; programs leave it. */
+  now?: number;
+}
+
+/** The per-workload inputs of workload.json that are known at declaration time. */
+export interface WorkloadConfigRequest {
+  key: string;
+  namespace: string;
+  name: string;
+  serviceAccount: string;
+  spiffeId: string;
+  defaultMode: Mode;
+  inboundPorts: { port: number; mode: Mode }[];
+  /** Resolved when the pod spec is known (MeshedWorkload: at once; meshTransform: when it runs). */
+  probes: Promise<Probe[]>;
+}
+
+function packageRoot(): string {
+  let dir = __dirname;
+  while (dir !== path.dirname(dir)) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file) && JSON.parse(fs.readFileSync(file, "utf8")).name === "pulumi-mtls-mesh") return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error("cannot find the pulumi-mtls-mesh package root (for proxy/Dockerfile)");
+}
+
+function packageVersion(): string {
+  return JSON.parse(fs.readFileSync(path.join(packageRoot(), "package.json"), "utf8")).version;
+}
+
+function checkPinnedImage(label: string, image: unknown): string {
+  const ok = typeof image === "string" && (/@sha256:[0-9a-f]{64}$/.test(image) || /:[\w][\w.-]{0,127}$/.test(image.split("/").pop() ?? ""));
+  if (!ok || (image as string).endsWith(":latest")) {
+    throw new MeshInputError(label, "proxyImage", `is ${JSON.stringify(image)}, not a pinned image reference`, "give a tag other than \"latest\" or a digest, e.g. \"ghcr.io/acme/mesh-proxy:0.1.0\"");
+  }
+  return image as string;
+}
+
+export class Mesh extends pulumi.ComponentResource {
+  readonly trustBundlePem: pulumi.Output<string>;
+  readonly proxyImage: pulumi.Output<string>;
+  readonly mode: pulumi.Output<Mode>;
+  readonly ca: CertificateAuthority;
+  readonly trustDomain: string;
+  readonly defaultMode: Mode;
+  readonly systemNamespace: string;
+  readonly clusterDomain: string;
+  readonly namespaceModes: Readonly<Record<string, Mode>>;
+  readonly excludeOutboundPorts: number[];
+  readonly excludeOutboundCidrs: string[];
+  readonly excludeInboundPorts: number[];
+  readonly proxyResources?: MeshArgs["proxyResources"];
+  readonly now: number;
+  readonly registry: MeshRegistry;
+  readonly daemonSet: k8s.apps.v1.DaemonSet;
+  private readonly meshName: string;
+  private readonly existingNamespaces: Set<string>;
+  private readonly namespaces = new Map<string, k8s.core.v1.Namespace | undefined>();
+  private readonly directories = new Map<string, k8s.core.v1.ConfigMap>();
+  private directoryText?: pulumi.Output<string>;
+
+  constructor(name: string, args: MeshArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    super("mtls-mesh:index:Mesh", name, {}, opts);
+    const label = componentLabel("Mesh", name);
+    this.meshName = checkDns1123Label(label, "name", name);
+    this.trustDomain = checkTrustDomain(label, "trustDomain", args.trustDomain ?? "cluster.local");
+    this.defaultMode = checkMode(label, "mode", args.mode ?? "permissive");
+    this.systemNamespace = checkDns1123Label(label, "namespace", args.namespace ?? "mesh-system");
+    this.clusterDomain = checkTrustDomain(label, "clusterDomain", args.clusterDomain ?? "cluster.local");
+    const namespaceModes: Record<string, Mode> = {};
+    for (const [ns, mode] of Object.entries(args.namespaceModes ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+      checkDns1123Label(label, `namespaceModes (key ${JSON.stringify(ns)})`, ns);
+      namespaceModes[ns] = checkMode(label, `namespaceModes.${ns}`, mode);
+    }
+    this.namespaceModes = Object.freeze(namespaceModes);
+    if (args.proxyImage !== undefined && args.proxyBuild !== undefined) {
+      throw new MeshInputError(label, "proxyImage", "and \"proxyBuild\" are both set", "set proxyImage to use a published image, or proxyBuild to build proxy/Dockerfile; not both");
+    }
+    this.excludeOutboundPorts = (args.excludeOutboundPorts ?? []).map((p, i) => checkAppPort(label, `excludeOutboundPorts[${i}]`, p));
+    this.excludeInboundPorts = (args.excludeInboundPorts ?? []).map((p, i) => checkAppPort(label, `excludeInboundPorts[${i}]`, p));
+    this.excludeOutboundCidrs = (args.excludeOutboundCidrs ?? []).map((c, i) => checkCidr(label, `excludeOutboundCidrs[${i}]`, c));
+    this.existingNamespaces = new Set((args.existingNamespaces ?? ["default"]).map((ns, i) => checkDns1123Label(label, `existingNamespaces[${i}]`, ns)));
+    this.proxyResources = args.proxyResources;
+    this.now = args.now ?? Date.now();
+    this.registry = new MeshRegistry(label);
+
+    this.proxyImage = args.proxyBuild ? this.buildProxy(name, label, args.proxyBuild) : pulumi.output(checkPinnedImage(label, args.proxyImage ?? DEFAULT_PROXY_IMAGE));
+    this.ca = args.ca ?? new CertificateAuthority(`${name}-ca`, { now: this.now }, { parent: this });
+    this.trustBundlePem = this.ca.trustBundlePem;
+    this.mode = pulumi.output(this.defaultMode);
+
+    const system = new k8s.core.v1.Namespace(
+      `${name}-system`,
+      { metadata: { name: this.systemNamespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh" } } },
+      { parent: this },
+    );
+    this.namespaces.set(this.systemNamespace, system);
+    this.daemonSet = this.nodeProxy(name, system);
+
+    this.registerOutputs({ trustBundlePem: this.trustBundlePem, proxyImage: this.proxyImage, mode: this.mode });
+  }
+
+  /** Effective mode: port > workload > namespace > mesh. */
+  modeFor(namespace: string, workload?: Mode, port?: Mode): Mode {
+    return resolveMode({ mesh: this.defaultMode, namespace: this.namespaceModes[namespace], workload, port });
+  }
+
+  /** The Namespace object the mesh manages for `namespace` (created once), if it manages it. */
+  namespaceResource(namespace: string): k8s.core.v1.Namespace | undefined {
+    if (!this.namespaces.has(namespace)) {
+      const managed = this.existingNamespaces.has(namespace)
+        ? undefined
+        : new k8s.core.v1.Namespace(
+            `${this.meshName}-ns-${namespace}`,
+            { metadata: { name: namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh", [LABELS.meshed]: "true" } } },
+            { parent: this },
+          );
+      this.namespaces.set(namespace, managed);
+    }
+    return this.namespaces.get(namespace);
+  }
+
+  /** Name of the per-namespace ConfigMap holding directory.json. */
+  get directoryConfigMapName(): string {
+    return `${this.meshName}-directory`;
+  }
+
+  /** The directory ConfigMap in `namespace` (created once): pods mount it next to workload.json. */
+  directoryConfigMap(namespace: string): k8s.core.v1.ConfigMap {
+    let cm = this.directories.get(namespace);
+    if (!cm) {
+      const ns = this.namespaceResource(namespace);
+      cm = new k8s.core.v1.ConfigMap(
+        `${this.meshName}-directory-${namespace}`,
+        {
+          metadata: { name: this.directoryConfigMapName, namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh" } },
+          data: { [FILE_NAMES.directory]: this.directory() },
+        },
+        { parent: this, dependsOn: ns ? [ns] : [] },
+      );
+      this.directories.set(namespace, cm);
+    }
+    return cm;
+  }
+
+  /** directory.json: every meshed Service of this mesh with its ClusterIP, names, port modes, SPIFFE ID. */
+  directory(): pulumi.Output<string> {
+    this.directoryText ??= pulumi.output(this.registry.snapshot).apply((snapshot: RegistrySnapshot) => {
+      const served = snapshot.workloads.filter((w) => w.service);
+      return pulumi
+        .all(served.map((w) => pulumi.output(w.service!.clusterIP as pulumi.Input<string>)))
+        .apply((ips) => {
+          const services: DirectoryService[] = served.map((w, i) => ({
+            namespace: w.namespace,
+            name: w.service!.name,
+            spiffeId: w.spiffeId,
+            addresses: ips[i] && ips[i] !== "None" ? [ips[i]] : [],
+            hostnames: serviceHostnames(w.service!.name, w.namespace, this.clusterDomain),
+            ports: w.service!.ports.map((p) => ({ port: p.port, targetPort: p.targetPort, mode: p.mode })),
+          }));
+          return renderDirectoryConfig(services);
+        });
+    });
+    return this.directoryText;
+  }
+
+  /** The authorization rules of every policy targeting `workloadKey`, or null when none does. */
+  authorizationFor(workloadKey: string): pulumi.Output<AuthorizationRule[] | null> {
+    return pulumi.output(
+      this.registry.snapshot.then((snapshot) => {
+        const policies = snapshot.policiesByWorkload.get(workloadKey);
+        return policies ? policies.flatMap((p) => renderAuthorizationRules(p.rules, this.trustDomain)) : null;
+      }),
+    );
+  }
+
+  /** workload.json for one member, rendered once policies and probes are known. */
+  workloadConfig(request: WorkloadConfigRequest): pulumi.Output<string> {
+    return pulumi.all([this.authorizationFor(request.key), pulumi.output(request.probes)]).apply(([rules, probes]) =>
+      renderWorkloadConfig({
+        trustDomain: this.trustDomain,
+        namespace: request.namespace,
+        name: request.name,
+        serviceAccount: request.serviceAccount,
+        spiffeId: request.spiffeId,
+        defaultMode: request.defaultMode,
+        inboundPorts: request.inboundPorts,
+        rules,
+        probes,
+      }),
+    );
+  }
+
+  private buildProxy(name: string, label: string, build: ProxyBuildArgs): pulumi.Output<string> {
+    if (!/^[a-z0-9]+([._\/:-][a-z0-9]+)*$/.test(build.repository ?? "")) {
+      throw new MeshInputError(label, "proxyBuild.repository", `is ${JSON.stringify(build.repository)}, not an image repository`, "give e.g. \"ghcr.io/acme/mesh-proxy\" (no tag)");
+    }
+    const tag = build.tag ?? packageVersion();
+    if (tag === "latest" || !/^[\w][\w.-]{0,127}$/.test(tag)) {
+      throw new MeshInputError(label, "proxyBuild.tag", `is ${JSON.stringify(tag)}, not a pinned tag`, "use a version tag such as \"0.1.0\"");
+    }
+    const root = packageRoot();
+    const push = build.push ?? true;
+    const image = new dockerbuild.Image(
+      `${name}-proxy-image`,
+      {
+        context: { location: root },
+        dockerfile: { location: path.join(root, "proxy", "Dockerfile") },
+        tags: [`${build.repository}:${tag}`],
+        platforms: (build.platforms ?? ["linux/amd64"]) as dockerbuild.Platform[],
+        push,
+        registries: build.registry ? [build.registry] : undefined,
+      },
+      { parent: this },
+    );
+    // `ref` is tag@digest once pushed: pods pin exactly the bytes that were built.
+    return push ? image.ref : pulumi.output(`${build.repository}:${tag}`);
+  }
+
+  /**
+   * The per-node proxy (the ztunnel placement) with its ServiceAccount, RBAC and identity.
+   * hostNetwork is off on purpose: taking over other pods' traffic from the node is the
+   * node-placement issue; until then the DaemonSet runs as an ordinary unprivileged pod (no host
+   * network, no capabilities), so deploying it changes nothing on the node.
+   */
+  private nodeProxy(name: string, system: k8s.core.v1.Namespace): k8s.apps.v1.DaemonSet {
+    const ns = this.systemNamespace;
+    const proxyName = "mesh-proxy";
+    const child = { parent: this, dependsOn: [system] };
+    const sa = new k8s.core.v1.ServiceAccount(`${name}-proxy`, { metadata: { name: proxyName, namespace: ns } }, child);
+    // Read-only discovery: a node proxy maps local pod IPs to workloads and services.
+    const role = new k8s.rbac.v1.ClusterRole(
+      `${name}-proxy`,
+      {
+        metadata: { name: `${this.meshName}-proxy` },
+        rules: [
+          { apiGroups: [""], resources: ["pods", "services"], verbs: ["get", "list", "watch"] },
+          { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["get", "list", "watch"] },
+        ],
+      },
+      { parent: this },
+    );
+    new k8s.rbac.v1.ClusterRoleBinding(
+      `${name}-proxy`,
+      {
+        metadata: { name: `${this.meshName}-proxy` },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role.metadata.name },
+        subjects: [{ kind: "ServiceAccount", name: proxyName, namespace: ns }],
+      },
+      { parent: this, dependsOn: [sa] },
+    );
+    const identity = new WorkloadIdentity(
+      `${name}-proxy-identity`,
+      { ca: this.ca, trustDomain: this.trustDomain, namespace: ns, serviceAccount: proxyName, now: this.now },
+      child,
+    );
+    const key = `${ns}/${proxyName}`;
+    const configName = `${proxyName}-config`;
+    const config = new k8s.core.v1.ConfigMap(
+      `${name}-proxy-config`,
+      {
+        metadata: { name: configName, namespace: ns, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh" } },
+        data: {
+          [FILE_NAMES.workload]: this.workloadConfig({
+            key,
+            namespace: ns,
+            name: proxyName,
+            serviceAccount: proxyName,
+            spiffeId: identity.spiffeId,
+            defaultMode: this.modeFor(ns),
+            inboundPorts: [],
+            probes: Promise.resolve([]),
+          }),
+        },
+      },
+      child,
+    );
+    const directory = this.directoryConfigMap(ns);
+    const labels = { [LABELS.managedBy]: "pulumi-mtls-mesh", "app.kubernetes.io/name": proxyName };
+    const options = {
+      proxyImage: this.proxyImage,
+      inboundPorts: [],
+      identitySecretName: identity.secretName,
+      workloadConfigMapName: configName,
+      directoryConfigMapName: this.directoryConfigMapName,
+      proxyResources: this.proxyResources,
+    };
+    const container = { ...sidecarContainer(options) };
+    delete container.restartPolicy; // a regular container here, not a native sidecar
+    return new k8s.apps.v1.DaemonSet(
+      `${name}-proxy`,
+      {
+        metadata: { name: proxyName, namespace: ns, labels },
+        spec: {
+          selector: { matchLabels: { "app.kubernetes.io/name": proxyName } },
+          updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: proxyName,
+              automountServiceAccountToken: true,
+              // Runs on every node, tainted ones included: it is node infrastructure.
+              tolerations: [{ operator: "Exists" }],
+              securityContext: { runAsNonRoot: true, runAsUser: PROXY_UID, runAsGroup: PROXY_UID, seccompProfile: { type: "RuntimeDefault" } },
+              containers: [container],
+              volumes: meshVolumes(options),
+            },
+          },
+        },
+      },
+      { parent: this, dependsOn: [system, sa, identity.secret, config, directory] },
+    );
+  }
+}

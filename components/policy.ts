@@ -1,0 +1,64 @@
+// Authorization rendering, pure: AuthorizationPolicy rules → the proxy's rules (enforced on the
+// peer's SPIFFE ID) and → a Kubernetes NetworkPolicy for the same ports (defence in depth: it
+// stops packets from pods that could not present the identity anyway).
+import type * as k8s from "@pulumi/kubernetes";
+import { spiffeId } from "../proxy/spiffe";
+import { LABELS } from "../proxy/wellknown";
+import type { AuthorizationRule } from "../proxy/config";
+import { SERVICE_ACCOUNT_LABEL } from "./inject";
+
+/** A rule after validation: service accounts split, ports already translated to pod ports. */
+export interface ResolvedRule {
+  serviceAccounts: { namespace: string; serviceAccount: string }[];
+  namespaces: string[];
+  /** Pod (container) ports; undefined = every port of the workload. */
+  ports?: number[];
+}
+
+const uniqueSorted = <T extends string | number>(values: T[]): T[] =>
+  [...new Set(values)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** One policy's rules in workload.json form. */
+export function renderAuthorizationRules(rules: ResolvedRule[], trustDomain: string): AuthorizationRule[] {
+  return rules.map((rule) => {
+    const out: AuthorizationRule = {};
+    if (rule.ports) out.ports = uniqueSorted(rule.ports);
+    if (rule.serviceAccounts.length) {
+      out.principals = uniqueSorted(rule.serviceAccounts.map((sa) => spiffeId(trustDomain, sa.namespace, sa.serviceAccount)));
+    }
+    if (rule.namespaces.length) out.namespaces = uniqueSorted(rule.namespaces);
+    return out;
+  });
+}
+
+export interface NetworkPolicyInput {
+  /** The workload the policy protects (its pods carry mtls-mesh.io/workload=<name>). */
+  workload: string;
+  rules: ResolvedRule[];
+}
+
+const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
+/**
+ * The NetworkPolicy spec for one AuthorizationPolicy. Several policies on one workload are
+ * additive, exactly like the proxy's rules. Service accounts are matched through the label every
+ * meshed pod carries (NetworkPolicy cannot select by service account).
+ */
+export function renderNetworkPolicySpec(input: NetworkPolicyInput): k8s.types.input.networking.v1.NetworkPolicySpec {
+  return {
+    podSelector: { matchLabels: { [LABELS.workload]: input.workload } },
+    policyTypes: ["Ingress"],
+    ingress: input.rules.map((rule) => {
+      const from = [
+        ...[...rule.serviceAccounts]
+          .sort((a, b) => `${a.namespace}/${a.serviceAccount}`.localeCompare(`${b.namespace}/${b.serviceAccount}`))
+          .map((sa) => ({
+            namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: sa.namespace } },
+            podSelector: { matchLabels: { [SERVICE_ACCOUNT_LABEL]: sa.serviceAccount } },
+          })),
+        ...uniqueSorted(rule.namespaces).map((ns) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: ns } } })),
+      ];
+      return rule.ports ? { from, ports: uniqueSorted(rule.ports).map((port) => ({ protocol: "TCP", port })) } : { from };
+    }),
+  };
+}

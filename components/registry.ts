@@ -1,0 +1,134 @@
+// The mesh's registry of members. The directory (every meshed service) and each workload's
+// authorization rules depend on resources declared AFTER the one that needs them (a workload
+// declared first is called by one declared later; a policy follows its workload). So the Mesh
+// collects members synchronously as their constructors run, and renders config only once
+// registration has gone quiet: one `pulumi up` renders consistent config.
+//
+// "Quiet" = a full turn of the event loop (setImmediate) passed with no new registration. Pulumi
+// programs declare resources synchronously at the top level, which all happens before that.
+// A registration after sealing is refused with an error that says how to fix the program.
+import type { Mode } from "../proxy/wellknown";
+import type { ResolvedRule } from "./policy";
+import { MeshInputError } from "./validate";
+
+export interface RegisteredServicePort {
+  name?: string;
+  port: number;
+  targetPort: number;
+  mode: Mode;
+}
+
+export interface RegisteredWorkload {
+  /** "<namespace>/<name>". */
+  key: string;
+  /** Component label for messages, e.g. `MeshedWorkload "api"`. */
+  label: string;
+  namespace: string;
+  name: string;
+  serviceAccount: string;
+  spiffeId: string;
+  /** The Service clients dial; absent for clients without ports. */
+  service?: {
+    name: string;
+    /** Resolved later (the Service's ClusterIP); the registry only carries it. */
+    clusterIP: unknown;
+    ports: RegisteredServicePort[];
+  };
+}
+
+export interface RegisteredPolicy {
+  /** "<namespace>/<name>" of the AuthorizationPolicy. */
+  key: string;
+  label: string;
+  workloadKey: string;
+  rules: ResolvedRule[];
+}
+
+export interface RegistrySnapshot {
+  /** Sorted by key. */
+  workloads: RegisteredWorkload[];
+  /** Policies per workload key, sorted by policy key. */
+  policiesByWorkload: Map<string, RegisteredPolicy[]>;
+  /** Every namespace with a member, sorted. */
+  namespaces: string[];
+}
+
+const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+export class MeshRegistry {
+  private readonly workloads = new Map<string, RegisteredWorkload>();
+  private readonly identities = new Map<string, string>();
+  private readonly policies = new Map<string, RegisteredPolicy>();
+  private generation = 0;
+  private sealedSnapshot?: RegistrySnapshot;
+  private resolveSnapshot!: (s: RegistrySnapshot) => void;
+  /** Resolves once registration has gone quiet. */
+  readonly snapshot: Promise<RegistrySnapshot>;
+
+  constructor(private readonly meshLabel: string) {
+    this.snapshot = new Promise((resolve) => (this.resolveSnapshot = resolve));
+    this.scheduleSeal(this.generation);
+  }
+
+  get sealed(): boolean {
+    return this.sealedSnapshot !== undefined;
+  }
+
+  registerWorkload(w: RegisteredWorkload): void {
+    this.refuseIfSealed(w.label);
+    const existing = this.workloads.get(w.key);
+    if (existing) {
+      throw new MeshInputError(w.label, "name", `names workload ${w.key}, which ${existing.label} already declares`, "give each meshed workload a unique name within its namespace");
+    }
+    const identityKey = `${w.namespace}/${w.serviceAccount}`;
+    const owner = this.identities.get(identityKey);
+    if (owner) {
+      throw new MeshInputError(w.label, "serviceAccount", `is ${identityKey}, already the identity of ${owner}`, "give each meshed workload its own service account");
+    }
+    this.identities.set(identityKey, w.label);
+    this.workloads.set(w.key, w);
+    this.touch();
+  }
+
+  registerPolicy(p: RegisteredPolicy): void {
+    this.refuseIfSealed(p.label);
+    if (this.policies.has(p.key)) {
+      throw new MeshInputError(p.label, "name", `names policy ${p.key}, which is already declared`, "give each AuthorizationPolicy a unique name within its namespace");
+    }
+    this.policies.set(p.key, p);
+    this.touch();
+  }
+
+  private refuseIfSealed(label: string): void {
+    if (this.sealed) {
+      throw new MeshInputError(
+        label,
+        "mesh",
+        `was declared after ${this.meshLabel} rendered its config (after an await, or inside an apply/then callback)`,
+        "declare meshed workloads and authorization policies synchronously at the top level of the program, with the Mesh",
+      );
+    }
+  }
+
+  private touch(): void {
+    this.generation += 1;
+  }
+
+  private scheduleSeal(seenGeneration: number): void {
+    setImmediate(() => {
+      if (this.generation !== seenGeneration) return this.scheduleSeal(this.generation);
+      this.seal();
+    });
+  }
+
+  private seal(): void {
+    const workloads = [...this.workloads.values()].sort(byKey);
+    const policiesByWorkload = new Map<string, RegisteredPolicy[]>();
+    for (const p of [...this.policies.values()].sort(byKey)) {
+      policiesByWorkload.set(p.workloadKey, [...(policiesByWorkload.get(p.workloadKey) ?? []), p]);
+    }
+    const namespaces = [...new Set(workloads.map((w) => w.namespace))].sort();
+    this.sealedSnapshot = { workloads, policiesByWorkload, namespaces };
+    this.resolveSnapshot(this.sealedSnapshot);
+  }
+}

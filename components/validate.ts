@@ -1,0 +1,121 @@
+// Input validation for every component. A bad input is a user error, not a crash: it fails at
+// construction with one line naming the component, the field and the fix, logged by the Pulumi
+// runtime without a stack trace (RunError).
+import { isIP } from "node:net";
+import * as pulumi from "@pulumi/pulumi";
+import { MODES, Mode, RESERVED_PORTS } from "../proxy/wellknown";
+import { parseSpiffeId, trustDomainProblem } from "../proxy/spiffe";
+
+/** A refused input. `pulumi up` prints the message and exits cleanly, no stack trace. */
+export class MeshInputError extends pulumi.RunError {
+  constructor(
+    readonly component: string,
+    readonly field: string,
+    problem: string,
+    fix: string,
+  ) {
+    super(`${component}: field "${field}" ${problem}. Fix: ${fix}`);
+    this.name = "MeshInputError";
+  }
+}
+
+/** Names a component instance in messages: `MeshedWorkload "api"`. */
+export function componentLabel(kind: string, name: string): string {
+  return `${kind} ${JSON.stringify(name)}`;
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function checkDns1123Label(component: string, field: string, value: unknown): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > 63 || !DNS1123_LABEL.test(value)) {
+    throw new MeshInputError(
+      component,
+      field,
+      `is ${JSON.stringify(value)}, not a DNS-1123 label`,
+      "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. \"my-app\")",
+    );
+  }
+  return value;
+}
+
+export function checkMode(component: string, field: string, value: unknown): Mode {
+  if (typeof value !== "string" || !(MODES as readonly string[]).includes(value)) {
+    throw new MeshInputError(
+      component,
+      field,
+      `is ${JSON.stringify(value)}, not a mesh mode`,
+      `use one of ${MODES.map((m) => JSON.stringify(m)).join(", ")}`,
+    );
+  }
+  return value as Mode;
+}
+
+export function checkOptionalMode(component: string, field: string, value: unknown): Mode | undefined {
+  return value === undefined ? undefined : checkMode(component, field, value);
+}
+
+export function checkTrustDomain(component: string, field: string, value: unknown): string {
+  const problem = typeof value === "string" ? trustDomainProblem(value) : "is not a string";
+  if (problem) {
+    throw new MeshInputError(
+      component,
+      field,
+      `(${JSON.stringify(value)}) ${problem}`,
+      "use a lowercase DNS-like name such as \"cluster.local\" or \"prod.example.com\"",
+    );
+  }
+  return value as string;
+}
+
+/** A port number an application may use: 1-65535 and not one of the proxy's own ports. */
+export function checkAppPort(component: string, field: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a port number`, "use an integer 1-65535");
+  }
+  if (RESERVED_PORTS.includes(value)) {
+    throw new MeshInputError(
+      component,
+      field,
+      `is ${value}, a port the mesh proxy owns (${RESERVED_PORTS.join(", ")})`,
+      "move the application to another port",
+    );
+  }
+  return value;
+}
+
+export function checkPositiveHours(component: string, field: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a positive whole number of hours`, "use an integer >= 1");
+  }
+  return value;
+}
+
+/** "namespace/serviceAccount", both DNS-1123 labels. */
+export function checkServiceAccountRef(component: string, field: string, value: unknown): { namespace: string; serviceAccount: string } {
+  const parts = typeof value === "string" ? value.split("/") : [];
+  if (parts.length !== 2 || !parts.every((p) => p.length <= 63 && DNS1123_LABEL.test(p))) {
+    throw new MeshInputError(
+      component,
+      field,
+      `is ${JSON.stringify(value)}, not a service account reference`,
+      "write \"<namespace>/<serviceAccount>\" with DNS-1123 labels, e.g. \"shop/web\"",
+    );
+  }
+  return { namespace: parts[0], serviceAccount: parts[1] };
+}
+
+export function checkSpiffeId(component: string, field: string, value: string): string {
+  const parsed = parseSpiffeId(value);
+  if (!parsed.ok) throw new MeshInputError(component, field, `gives an invalid SPIFFE ID ${JSON.stringify(value)} (${parsed.reason})`, "use DNS-1123 names");
+  return value;
+}
+
+/** CIDR like 10.0.0.0/8 or fd00::/8. */
+export function checkCidr(component: string, field: string, value: unknown): string {
+  const [address, bits, extra] = typeof value === "string" ? value.split("/") : [];
+  const family = address ? isIP(address) : 0;
+  const maxBits = family === 4 ? 32 : 128;
+  const ok = family !== 0 && extra === undefined && /^\d{1,3}$/.test(bits ?? "") && Number(bits) <= maxBits;
+  if (!ok) throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a CIDR`, "write an address block such as \"10.0.0.0/8\"");
+  return value as string;
+}

@@ -1,0 +1,367 @@
+// The shared Pulumi engine stand-in for tests (pulumi.runtime.setMocks). It behaves like the real
+// providers where the product depends on it:
+//  - @pulumi/tls mints REAL keys, CSRs and certificates exactly as the inputs say (algorithm,
+//    curve, subject, URI/DNS SANs, allowed uses, CA flag, path length, validity), with
+//    @peculiar/x509, so tests can parse what the components asked for and the e2e harness can run
+//    pods on real certificates. Like the provider, LocallySignedCert copies SANs from the CSR and
+//    does not backdate notBefore.
+//  - Kubernetes objects echo their inputs with server-side metadata (auto-names, namespace);
+//    Services get a deterministic ClusterIP; Secrets get `data` from `stringData`.
+//  - every registration is recorded with its options (parent, dependencies, protect,
+//    ignoreChanges, replacementTrigger), for assertions and diffs.
+import "reflect-metadata";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import * as pulumi from "@pulumi/pulumi";
+
+x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
+
+export interface RecordedResource {
+  urn: string;
+  type: string;
+  name: string;
+  custom: boolean;
+  inputs: Record<string, any>;
+  outputs: Record<string, any>;
+  parent: string;
+  dependencies: string[];
+  protect: boolean;
+  ignoreChanges: string[];
+  replacementTrigger: unknown;
+  /** Dotted paths of inputs that arrived as Pulumi secrets, e.g. "stringData.tls.key". */
+  secretInputs: string[];
+}
+
+/** Pulumi's wire marker for a secret value. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Unwraps secret markers, noting where they were. */
+function unwrapSecrets(value: unknown, path: string, secrets: string[]): any {
+  if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, `${path}[${i}]`, secrets));
+  if (value && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SECRET_SIG] === SECRET_VALUE) {
+      secrets.push(path);
+      return unwrapSecrets(obj.value, path, secrets);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(obj)) out[k] = unwrapSecrets(v, path ? `${path}.${k}` : k, secrets);
+    return out;
+  }
+  return value;
+}
+
+const ECDSA = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+
+const KEY_USAGE_BITS: Record<string, number> = {
+  digital_signature: x509.KeyUsageFlags.digitalSignature,
+  content_commitment: x509.KeyUsageFlags.nonRepudiation,
+  key_encipherment: x509.KeyUsageFlags.keyEncipherment,
+  data_encipherment: x509.KeyUsageFlags.dataEncipherment,
+  key_agreement: x509.KeyUsageFlags.keyAgreement,
+  cert_signing: x509.KeyUsageFlags.keyCertSign,
+  crl_signing: x509.KeyUsageFlags.cRLSign,
+  encipher_only: x509.KeyUsageFlags.encipherOnly,
+  decipher_only: x509.KeyUsageFlags.decipherOnly,
+};
+const EXT_KEY_USAGES: Record<string, string> = {
+  server_auth: x509.ExtendedKeyUsage.serverAuth,
+  client_auth: x509.ExtendedKeyUsage.clientAuth,
+  code_signing: x509.ExtendedKeyUsage.codeSigning,
+  email_protection: x509.ExtendedKeyUsage.emailProtection,
+  timestamping: x509.ExtendedKeyUsage.timeStamping,
+  ocsp_signing: x509.ExtendedKeyUsage.ocspSigning,
+};
+
+class MockInputError extends Error {}
+
+async function importKeyPair(privateKeyPem: string): Promise<webcrypto.CryptoKeyPair> {
+  const priv = createPrivateKey(privateKeyPem);
+  const pkcs8 = priv.export({ format: "der", type: "pkcs8" });
+  const spki = createPublicKey(priv).export({ format: "der", type: "spki" });
+  return {
+    privateKey: await webcrypto.subtle.importKey("pkcs8", pkcs8, ECDSA, true, ["sign"]),
+    publicKey: await webcrypto.subtle.importKey("spki", spki, ECDSA, true, ["verify"]),
+  } as webcrypto.CryptoKeyPair;
+}
+
+function distinguishedName(subject: Record<string, unknown> | undefined): string {
+  const parts: string[] = [];
+  const add = (attr: string, value: unknown) => {
+    if (typeof value === "string" && value !== "") parts.push(`${attr}=${value.replace(/([,+="\\<>;])/g, "\\$1")}`);
+  };
+  add("CN", subject?.commonName);
+  add("OU", subject?.organizationalUnit);
+  add("O", subject?.organization);
+  add("L", subject?.locality);
+  add("ST", subject?.province);
+  add("C", subject?.country);
+  add("serialNumber", subject?.serialNumber);
+  return parts.join(", ");
+}
+
+function sanNames(inputs: Record<string, any>): x509.JsonGeneralName[] {
+  return [
+    ...((inputs.dnsNames ?? []) as string[]).map((value) => ({ type: "dns" as const, value })),
+    ...((inputs.ipAddresses ?? []) as string[]).map((value) => ({ type: "ip" as const, value })),
+    ...((inputs.uris ?? []) as string[]).map((value) => ({ type: "url" as const, value })),
+  ];
+}
+
+function certExtensions(inputs: Record<string, any>): x509.Extension[] {
+  const uses = (inputs.allowedUses ?? []) as string[];
+  for (const use of uses) {
+    if (!(use in KEY_USAGE_BITS) && !(use in EXT_KEY_USAGES) && use !== "any_extended") {
+      throw new MockInputError(`tls: unknown allowed use ${JSON.stringify(use)}`);
+    }
+  }
+  const isCA = inputs.isCaCertificate === true;
+  const pathLength = isCA && typeof inputs.maxPathLength === "number" && inputs.maxPathLength >= 0 ? inputs.maxPathLength : undefined;
+  const out: x509.Extension[] = [new x509.BasicConstraintsExtension(isCA, pathLength, true)];
+  const bits = uses.reduce((acc, use) => acc | (KEY_USAGE_BITS[use] ?? 0), 0);
+  if (bits) out.push(new x509.KeyUsagesExtension(bits, true));
+  const ekus = uses.filter((use) => use in EXT_KEY_USAGES).map((use) => EXT_KEY_USAGES[use]);
+  if (ekus.length) out.push(new x509.ExtendedKeyUsageExtension(ekus, false));
+  return out;
+}
+
+async function certificate(inputs: Record<string, any>, publicKey: webcrypto.CryptoKey, signer: webcrypto.CryptoKey, subject: string, issuer: string, names: x509.JsonGeneralName[], issuerCert?: x509.X509Certificate) {
+  const hours = inputs.validityPeriodHours;
+  if (typeof hours !== "number" || hours <= 0) throw new MockInputError("tls: validityPeriodHours must be a positive number");
+  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const notAfter = new Date(notBefore.getTime() + hours * 3_600_000);
+  const extensions = certExtensions(inputs);
+  if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+  if (inputs.setSubjectKeyId) extensions.push(await x509.SubjectKeyIdentifierExtension.create(publicKey));
+  if (issuerCert) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(issuerCert));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: "01" + randomBytes(15).toString("hex"),
+    subject,
+    issuer,
+    notBefore,
+    notAfter,
+    signingAlgorithm: ECDSA,
+    publicKey,
+    signingKey: signer,
+    extensions,
+  });
+  return {
+    certPem: cert.toString("pem") + "\n",
+    validityStartTime: notBefore.toISOString().replace(".000Z", "Z"),
+    validityEndTime: notAfter.toISOString().replace(".000Z", "Z"),
+    readyForRenewal: false,
+  };
+}
+
+async function tlsResource(type: string, inputs: Record<string, any>): Promise<Record<string, unknown>> {
+  switch (type) {
+    case "tls:index/privateKey:PrivateKey": {
+      if (inputs.algorithm !== "ECDSA" || inputs.ecdsaCurve !== "P256") {
+        throw new MockInputError(`tls mock: only ECDSA P256 keys are minted (asked ${inputs.algorithm} ${inputs.ecdsaCurve})`);
+      }
+      const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      return {
+        ...inputs,
+        privateKeyPem: privateKey.export({ format: "pem", type: "sec1" }).toString(),
+        privateKeyPemPkcs8: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+        publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
+        publicKeyFingerprintSha256: createHash("sha256").update(publicKey.export({ format: "der", type: "spki" })).digest("base64"),
+      };
+    }
+    case "tls:index/selfSignedCert:SelfSignedCert": {
+      const keys = await importKeyPair(inputs.privateKeyPem);
+      const dn = distinguishedName(inputs.subject);
+      return { ...inputs, keyAlgorithm: "ECDSA", ...(await certificate(inputs, keys.publicKey, keys.privateKey, dn, dn, sanNames(inputs))) };
+    }
+    case "tls:index/certRequest:CertRequest": {
+      const keys = await importKeyPair(inputs.privateKeyPem);
+      const names = sanNames(inputs);
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+        name: distinguishedName(inputs.subject),
+        keys,
+        signingAlgorithm: ECDSA,
+        extensions: names.length ? [new x509.SubjectAlternativeNameExtension(names, false)] : [],
+      });
+      return { ...inputs, keyAlgorithm: "ECDSA", certRequestPem: csr.toString("pem") + "\n" };
+    }
+    case "tls:index/locallySignedCert:LocallySignedCert": {
+      const csr = new x509.Pkcs10CertificateRequest(inputs.certRequestPem);
+      if (!(await csr.verify())) throw new MockInputError("tls mock: CSR signature does not verify");
+      const ca = new x509.X509Certificate(inputs.caCertPem);
+      const caKeys = await importKeyPair(inputs.caPrivateKeyPem);
+      const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+      const names = san ? (san.names.toJSON() as x509.JsonGeneralName[]) : [];
+      const publicKey = await csr.publicKey.export(ECDSA, ["verify"]);
+      return { ...inputs, caKeyAlgorithm: "ECDSA", ...(await certificate(inputs, publicKey, caKeys.privateKey, csr.subject, ca.subject, names, ca)) };
+    }
+    default:
+      return inputs;
+  }
+}
+
+const NAMESPACED_KINDS = new Set(["Secret", "ConfigMap", "Service", "ServiceAccount", "Deployment", "StatefulSet", "DaemonSet", "NetworkPolicy", "Role", "RoleBinding", "Pod", "Job"]);
+
+const shortHash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 8);
+
+/** A ClusterIP in 10.96.0.0/16, stable per namespace/name (as stable as a real one in state). */
+export function clusterIpFor(namespace: string, name: string): string {
+  const h = createHash("sha256").update(`${namespace}/${name}`).digest();
+  return `10.96.${h[0]}.${(h[1] % 253) + 1}`;
+}
+
+function kubernetesObject(name: string, inputs: Record<string, any>): Record<string, unknown> {
+  const metadata = { ...(inputs.metadata ?? {}) };
+  // Pulumi auto-names with a random suffix; a stable one keeps renders comparable.
+  metadata.name ??= `${name}-${shortHash(name)}`;
+  if (NAMESPACED_KINDS.has(inputs.kind)) metadata.namespace ??= "default";
+  const out: Record<string, any> = { ...inputs, metadata };
+  if (inputs.kind === "Service" && inputs.spec?.type !== "ExternalName" && inputs.spec?.clusterIP === undefined) {
+    const ip = clusterIpFor(metadata.namespace, metadata.name);
+    out.spec = { ...inputs.spec, clusterIP: ip, clusterIPs: [ip] };
+  }
+  if (inputs.kind === "Secret" && inputs.stringData) {
+    const data: Record<string, string> = { ...(inputs.data ?? {}) };
+    for (const [k, v] of Object.entries(inputs.stringData as Record<string, string>)) data[k] = Buffer.from(v).toString("base64");
+    out.data = data;
+    delete out.stringData;
+  }
+  return out;
+}
+
+/** The engine stand-in. One instance per process; `reset()` between scenarios. */
+export class MeshMocks implements pulumi.runtime.Mocks {
+  readonly resources: RecordedResource[] = [];
+  
+  reset(): void {
+    this.resources.length = 0;
+  }
+
+  async newResource(raw: pulumi.runtime.MockResourceArgs): Promise<{ id: string | undefined; state: Record<string, any> }> {
+    const secretInputs: string[] = [];
+    const args = { ...raw, inputs: unwrapSecrets(raw.inputs, "", secretInputs) };
+    const outputs = args.type.startsWith("tls:")
+      ? await tlsResource(args.type, args.inputs)
+      : args.type.startsWith("kubernetes:")
+        ? kubernetesObject(args.name, args.inputs)
+        : args.type === "docker-build:index:Image"
+          ? { ...args.inputs, digest: `sha256:${shortHash(args.name).repeat(8)}`, ref: `${args.inputs.tags?.[0]}@sha256:${shortHash(args.name).repeat(8)}` }
+          : args.inputs;
+    this.resources.push({
+      urn: "",
+      type: args.type,
+      name: args.name,
+      custom: args.custom ?? true,
+      inputs: args.inputs,
+      outputs,
+      parent: "",
+      dependencies: [],
+      protect: false,
+      ignoreChanges: [],
+      replacementTrigger: undefined,
+      secretInputs,
+    });
+    const id = args.custom === false ? undefined : `${args.name}-id`;
+    return { id, state: outputs };
+  }
+
+  call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
+    return args.inputs;
+  }
+
+  /** Attaches the registration options the engine received to the recorded resources. */
+  captureOptions(urn: string, type: string, name: string, options: CapturedOptions): void {
+    const recorded = this.resources.find((r) => r.type === type && r.name === name && r.urn === "");
+    if (recorded) Object.assign(recorded, options, { urn });
+  }
+}
+
+export const mocks = new MeshMocks();
+
+type CapturedOptions = Pick<RecordedResource, "parent" | "dependencies" | "protect" | "ignoreChanges" | "replacementTrigger">;
+
+interface ProtoValue {
+  toJavaScript(): unknown;
+}
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getDependenciesList(): string[];
+  getProtect(): boolean;
+  getIgnorechangesList(): string[];
+  getReplacementTrigger(): ProtoValue | undefined;
+}
+
+/**
+ * Installs the mocks (once per process; later calls reset the recorded resources and switch
+ * preview on or off). Import components only after calling this.
+ */
+export function installMocks(preview = false): MeshMocks {
+  mocks.reset();
+  pulumi.runtime.setMocks(mocks, "mesh-test", "test", preview);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings");
+  const monitor = settings.getMonitor() as { registerResource: (req: RegisterRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void) => void };
+  const original = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) =>
+    original(req, (err, res) => {
+      if (!err && res) {
+        mocks.captureOptions(res.getUrn(), req.getType(), req.getName(), {
+          parent: req.getParent(),
+          dependencies: req.getDependenciesList(),
+          protect: req.getProtect(),
+          ignoreChanges: req.getIgnorechangesList(),
+          replacementTrigger: req.getReplacementTrigger()?.toJavaScript(),
+        });
+      }
+      cb(err, res);
+    });
+  return mocks;
+}
+
+/** Waits until every registration the program started has completed (the engine's RPC queue). */
+export async function settle(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings");
+  await settings.waitForRPCs();
+}
+
+/**
+ * Runs a program under the mocks and returns every resource it registered, once all are done.
+ * Errors thrown by the program (e.g. a refused input) propagate.
+ */
+export async function render<T>(program: () => T): Promise<{ result: T; resources: RecordedResource[] }> {
+  mocks.reset();
+  const result = program();
+  await settle();
+  return { result, resources: [...mocks.resources] };
+}
+
+/** Resolves an Output's value (mocks run applies, so it is known). */
+export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => resolve(v)));
+}
+
+/**
+ * Schema problems of one recorded Kubernetes object against the Kubernetes OpenAPI schemas
+ * (kubernetes-models); [] when valid or when the resource is not a Kubernetes object.
+ */
+export function kubernetesSchemaErrors(resource: RecordedResource): string[] {
+  if (!resource.type.startsWith("kubernetes:")) return [];
+  const { apiVersion, kind } = resource.inputs as { apiVersion?: string; kind?: string };
+  if (!apiVersion || !kind) return [`${resource.type} ${resource.name}: no apiVersion/kind`];
+  const modulePath = apiVersion.includes("/") ? `kubernetes-models/${apiVersion}` : `kubernetes-models/${apiVersion}`;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const models = require(modulePath) as Record<string, new (data: unknown) => { validate(): void }>;
+  const Model = models[kind];
+  if (!Model) return [`${apiVersion} ${kind}: no schema in kubernetes-models`];
+  // Validate what the API server would receive: the inputs with server-side metadata filled in.
+  const object = { ...resource.outputs, apiVersion, kind };
+  try {
+    new Model(object).validate();
+    return [];
+  } catch (e) {
+    return [`${kind} ${resource.name}: ${(e as Error).message}`];
+  }
+}
