@@ -3,6 +3,8 @@
 // writes a RenderResult as JSON to argv[3] once every resource has been registered (the event
 // loop drains: nothing is left for the program to do).
 import * as fs from "node:fs";
+import Module from "node:module";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { MockEngine } from "./mocks";
 import type { RenderRequest, RenderResult } from "./render";
@@ -25,6 +27,18 @@ process.once("beforeExit", () => {
     : { ok: true, resources: engine.registered, state: engine.state, unmodelled: [...engine.unmodelled].sort() };
   fs.writeFileSync(resultFile, JSON.stringify(result));
 });
+
+// Programs import the package by name ("pulumi-mtls-mesh"), as users do. In this checkout the
+// package is not installed in its own node_modules, so resolve the name to the package's main,
+// exactly what `npm install pulumi-mtls-mesh` would give the program.
+const REPO_ROOT = path.resolve(__dirname, "..", "..", "..", "..");
+const packageJson = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { name: string; main: string };
+const moduleInternals = Module as unknown as { _resolveFilename(request: string, ...rest: unknown[]): string };
+const resolveFilename = moduleInternals._resolveFilename;
+moduleInternals._resolveFilename = function (request: string, ...rest: unknown[]) {
+  if (request === packageJson.name) return path.join(REPO_ROOT, packageJson.main);
+  return resolveFilename.call(this, request, ...rest);
+};
 
 (async () => {
   pulumi.runtime.setAllConfig(

@@ -99,6 +99,11 @@ export interface TlsView {
   serverHelloSelected13: boolean;
   /** Record content types in order (22 handshake, 20 change_cipher_spec, 23 application_data, 21 alert). */
   recordTypes: number[];
+  /**
+   * Every byte belongs to a TLS record (the last one may be cut off by the capture's end). True
+   * for a capture that starts in the middle of a long-lived TLS connection, too.
+   */
+  recordsOnly: boolean;
 }
 
 const TLS_HANDSHAKE = 22;
@@ -106,13 +111,13 @@ const EXT_SUPPORTED_VERSIONS = 0x002b;
 const TLS13 = 0x0304;
 
 export function tlsView(bytes: Buffer): TlsView {
-  const view: TlsView = { isTls: false, clientHelloOffers13: false, serverHelloSelected13: false, recordTypes: [] };
+  const view: TlsView = { isTls: false, clientHelloOffers13: false, serverHelloSelected13: false, recordTypes: [], recordsOnly: false };
   let off = 0;
   while (off + 5 <= bytes.length) {
     const type = bytes[off];
     const major = bytes[off + 1];
     const len = bytes.readUInt16BE(off + 3);
-    if (![20, 21, 22, 23].includes(type) || major !== 3) break;
+    if (![20, 21, 22, 23].includes(type) || major !== 3 || len > 16_384 + 256) return view;
     if (off === 0 && type === TLS_HANDSHAKE) view.isTls = true;
     view.recordTypes.push(type);
     const body = bytes.subarray(off + 5, off + 5 + len);
@@ -122,6 +127,7 @@ export function tlsView(bytes: Buffer): TlsView {
     }
     off += 5 + len;
   }
+  view.recordsOnly = bytes.length > 0;
   return view;
 }
 

@@ -1,0 +1,123 @@
+// The quickstart mesh as pods: render the example program with the engine stand-in, run it on the
+// one-node cluster, and drive it like a user would — requests from the client pods ("kubectl
+// exec ... curl"), a mode flip by re-rendering with another `mode` and applying only what changed,
+// a certificate renewal by re-rendering with the leaf replaced. Shared by the e2e tests and the
+// demo.
+import * as path from "node:path";
+import { render, Rendered } from "./engine/render";
+import { ApplyReport, Cluster } from "./harness/cluster";
+import { REPO_ROOT } from "./harness/images";
+import { Mode } from "../../proxy/wellknown";
+
+export const QUICKSTART_PROGRAM = path.join(REPO_ROOT, "dist", "examples", "quickstart", "index.js");
+
+export interface Client {
+  /** Row label, e.g. "shop/web". */
+  label: string;
+  namespace: string;
+  workload: string;
+  container: string;
+  meshed: boolean;
+  /** Does an AuthorizationPolicy on the server allow this client's identity? */
+  allowed: boolean;
+}
+
+export interface Server {
+  label: string;
+  namespace: string;
+  service: string;
+  port: number;
+  /** What the echo server answers: its presence on the wire means plaintext. */
+  text: string;
+}
+
+/** The quickstart's cast (examples/quickstart/index.ts). */
+export const QUICKSTART = {
+  server: { label: "shop/api", namespace: "shop", service: "api", port: 8080, text: "hello from api" } as Server,
+  clients: [
+    { label: "shop/web", namespace: "shop", workload: "web", container: "web", meshed: true, allowed: true },
+    { label: "shop/reports", namespace: "shop", workload: "reports", container: "reports", meshed: true, allowed: false },
+    { label: "legacy/legacy-client", namespace: "legacy", workload: "legacy-client", container: "legacy-client", meshed: false, allowed: false },
+  ] as Client[],
+};
+
+/**
+ * The product's promise per cell: disabled forwards everything as plaintext (no identity, so no
+ * authorization either); permissive admits mTLS peers the policy allows and plaintext only where
+ * no identity is required; strict admits only allowed mTLS peers.
+ */
+export function expectedToSucceed(mode: Mode, client: Pick<Client, "meshed" | "allowed">): boolean {
+  if (mode === "disabled") return true;
+  if (!client.meshed) return mode === "permissive" && client.allowed;
+  return client.allowed;
+}
+
+export interface Outcome {
+  ok: boolean;
+  /** "200 hello from api", "refused (connection reset)", "timeout", ... */
+  detail: string;
+  ms: number;
+}
+
+const CURL_REFUSALS: Record<number, string> = {
+  7: "refused (connection refused)",
+  52: "refused (closed, empty reply)",
+  56: "refused (connection reset)",
+  28: "timeout",
+};
+
+export class MeshRun {
+  private constructor(
+    readonly program: string,
+    public rendered: Rendered,
+    public mode: Mode,
+    readonly cluster: Cluster,
+  ) {}
+
+  static async up(opts: { program?: string; mode: Mode; log?: (line: string) => void }): Promise<MeshRun> {
+    const program = opts.program ?? QUICKSTART_PROGRAM;
+    const log = opts.log ?? (() => {});
+    const t0 = Date.now();
+    const rendered = await render({ program, config: { mode: opts.mode } });
+    log(`rendered ${path.relative(REPO_ROOT, program)} (mode ${opts.mode}): ${rendered.objects.length} Kubernetes objects, real keys and certificates (${Date.now() - t0} ms)`);
+    const cluster = await Cluster.up(rendered.objects, { log });
+    return new MeshRun(program, rendered, opts.mode, cluster);
+  }
+
+  /** `pulumi config set mode <mode>` + `pulumi up`: re-render and apply what changed. */
+  async setMode(mode: Mode): Promise<ApplyReport> {
+    const rendered = await render({ program: this.program, config: { mode }, state: this.rendered.state });
+    const report = await this.cluster.apply(rendered.objects);
+    this.rendered = rendered;
+    this.mode = mode;
+    return report;
+  }
+
+  /** `pulumi up --replace` of resources whose name matches: e.g. a workload's key, CSR and leaf. */
+  async renew(namePatterns: string[]): Promise<ApplyReport> {
+    const rendered = await render({ program: this.program, config: { mode: this.mode }, state: this.rendered.state, replace: namePatterns });
+    const report = await this.cluster.apply(rendered.objects);
+    this.rendered = rendered;
+    return report;
+  }
+
+  /** `kubectl exec <client> -- curl http://<service>.<ns>.svc.cluster.local:<port>/` */
+  async curl(client: Client, server: Server, timeoutSeconds = 3): Promise<Outcome> {
+    const url = `http://${server.service}.${server.namespace}.svc.cluster.local:${server.port}/`;
+    const pod = this.cluster.pod(client.namespace, client.workload);
+    const t0 = Date.now();
+    const res = await pod.exec(client.container, ["curl", "-sS", "-m", String(timeoutSeconds), "-w", "\n%{http_code}", url], (timeoutSeconds + 5) * 1000);
+    const ms = Date.now() - t0;
+    if (res.code === 0) {
+      const lines = res.stdout.trimEnd().split("\n");
+      const status = lines.pop();
+      const body = lines.join("\n");
+      return { ok: status === "200" && body === server.text, detail: `${status} ${JSON.stringify(body)}`, ms };
+    }
+    return { ok: false, detail: CURL_REFUSALS[res.code] ?? `curl exit ${res.code}: ${res.stderr.trim()}`, ms };
+  }
+
+  down() {
+    return this.cluster.down();
+  }
+}
