@@ -6,6 +6,8 @@
 import * as path from "node:path";
 import { render, Rendered } from "./engine/render";
 import { ApplyReport, Cluster } from "./harness/cluster";
+import { httpGet } from "./harness/dialer";
+import type { Pod } from "./harness/pod";
 import { REPO_ROOT } from "./harness/images";
 import { Mode } from "../../proxy/wellknown";
 
@@ -84,21 +86,65 @@ export class MeshRun {
     return new MeshRun(program, rendered, opts.mode, cluster);
   }
 
-  /** `pulumi config set mode <mode>` + `pulumi up`: re-render and apply what changed. */
+  /**
+   * `pulumi config set mode <mode>` + `pulumi up`: re-render with the previous state and apply
+   * what changed; resolves once every proxy whose config volume changed has reloaded it.
+   */
   async setMode(mode: Mode): Promise<ApplyReport> {
     const rendered = await render({ program: this.program, config: { mode }, state: this.rendered.state });
-    const report = await this.cluster.apply(rendered.objects);
-    this.rendered = rendered;
+    const report = await this.applyAndWait(rendered);
     this.mode = mode;
     return report;
   }
 
-  /** `pulumi up --replace` of resources whose name matches: e.g. a workload's key, CSR and leaf. */
+  /**
+   * `pulumi up --replace <names>`: re-render with the matching resources recreated (e.g. a
+   * workload's key, CSR and leaf = a certificate renewal); resolves once the proxies reloaded.
+   */
   async renew(namePatterns: string[]): Promise<ApplyReport> {
     const rendered = await render({ program: this.program, config: { mode: this.mode }, state: this.rendered.state, replace: namePatterns });
+    return this.applyAndWait(rendered);
+  }
+
+  private async applyAndWait(rendered: Rendered): Promise<ApplyReport> {
+    const proxies = this.meshedPods();
+    const before = new Map(await Promise.all(proxies.map(async (p) => [p, await this.reloads(p)] as const)));
     const report = await this.cluster.apply(rendered.objects);
     this.rendered = rendered;
+    const kindOf: Record<string, "config" | "identity"> = { "mesh-config": "config", "mesh-identity": "identity" };
+    const waits = report.volumesUpdated.flatMap((entry) => {
+      const [podName, volume] = entry.split(": ");
+      const pod = proxies.find((p) => `${p.namespace}/${p.name}` === podName);
+      const kind = kindOf[volume];
+      return pod && kind ? [this.waitForReload(pod, kind, before.get(pod)![kind])] : [];
+    });
+    await Promise.all(waits);
     return report;
+  }
+
+  /** Pods that run the mesh proxy (sidecar or node proxy). */
+  meshedPods(): Pod[] {
+    return this.cluster.pods.filter((p) => p.containers.get("mesh-proxy")?.image.kind === "proxy");
+  }
+
+  /** The proxy's mesh_proxy_reloads_total{outcome="applied"} by kind, scraped from the node. */
+  async reloads(pod: Pod): Promise<{ config: number; identity: number }> {
+    const res = await httpGet(() => this.cluster.nodeDialer.dial(pod.ip, 15021), { host: pod.ip, path: "/metrics" });
+    const count = (kind: string) =>
+      res.body
+        .split("\n")
+        .filter((l) => l.startsWith("mesh_proxy_reloads_total{") && l.includes(`kind="${kind}"`) && l.includes('outcome="applied"'))
+        .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+    return { config: count("config"), identity: count("identity") };
+  }
+
+  private async waitForReload(pod: Pod, kind: "config" | "identity", before: number): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if ((await this.reloads(pod))[kind] > before) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the proxy of ${pod.namespace}/${pod.name} did not reload its ${kind} within 15 s`);
   }
 
   /** `kubectl exec <client> -- curl http://<service>.<ns>.svc.cluster.local:<port>/` */
