@@ -6,11 +6,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { Command } from "commander";
-import { freePorts, killAllNow, stop, stopAll } from "./processes";
+import { freePorts, killAllNow, lastLines, stop, stopAll } from "./processes";
 import { createTopology, deleteAllNamespaces, isRoot, Topology, TopologyName } from "./topology";
 import { writePki, BenchPki } from "./pki";
 import { startBackend } from "./backend";
-import { startSystem, ALL_SYSTEMS, SystemName, LABELS } from "./systems";
+import { startSystem, ALL_SYSTEMS, DEFAULT_SYSTEMS, SystemName, LABELS, isOurs } from "./systems";
 import { oursAvailable, OursOptions } from "./ours";
 import { measure, Durations } from "./workloads";
 import { probeTls } from "./tlsprobe";
@@ -28,8 +28,8 @@ const DURATIONS: Record<Mode, Durations & { rounds: number; topologies: Topology
     saturationSeconds: 6, saturationConnections: 32, churnSeconds: 6, churnConnections: 32, bulkSeconds: 4, idleConnections: 1000,
   },
   quick: {
-    rounds: 2, topologies: ["loopback"], controlPlane: [10, 100, 1000],
-    rates: [500, 1000, 2000], latencySeconds: 1.5, latencyWarmupSeconds: 0.3, latencyConnections: 16, warmupLoadSeconds: 1,
+    rounds: 2, topologies: ["loopback"], controlPlane: [10, 100],
+    rates: [500, 1000, 2000], latencySeconds: 1, latencyWarmupSeconds: 0.3, latencyConnections: 16, warmupLoadSeconds: 1,
     saturationSeconds: 2, saturationConnections: 32, churnSeconds: 2, churnConnections: 32, bulkSeconds: 1, idleConnections: 1000,
   },
   // For the harness smoke test: proves every step runs, measures nothing worth reading.
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     .option("--quick", "about 2 minutes: loopback, 2 rounds, short runs")
     .option("--tiny", "a few seconds, only to check the harness works (no meaningful numbers)")
     .option("--topology <list>", "loopback,netns")
-    .option("--systems <list>", `subset of ${ALL_SYSTEMS.join(",")}`)
+    .option("--systems <list>", `any of ${ALL_SYSTEMS.join(",")} (default ${DEFAULT_SYSTEMS.join(",")})`)
     .option("--rounds <n>", "rounds (each system once per round)")
     .option("--control-plane <sizes>", "MeshedWorkload counts to evaluate, or 'none'")
     .option("--profile <when>", "CPU profile of our proxy under load: auto (when a target is missed), always, never", "auto")
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const mode: Mode = o.tiny ? "tiny" : o.quick ? "quick" : "full";
   const preset = DURATIONS[mode];
   const topologies = o.topology ? list<TopologyName>(o.topology, ["loopback", "netns"], "topology") : preset.topologies;
-  let systems = o.systems ? list<SystemName>(o.systems, ALL_SYSTEMS, "system") : ALL_SYSTEMS;
+  let systems = o.systems ? list<SystemName>(o.systems, ALL_SYSTEMS, "system") : DEFAULT_SYSTEMS;
   const rounds = o.rounds ? Number(o.rounds) : preset.rounds;
   if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError("--rounds must be a positive integer");
   const cpSizes = o.controlPlane === "none" ? [] : o.controlPlane ? o.controlPlane.split(",").map(Number) : preset.controlPlane;
@@ -103,9 +103,9 @@ async function main(): Promise<void> {
     const r = spawnSync("bash", [path.join(REPO, "bench/install-packages.sh")], { stdio: "inherit" });
     if (r.status !== 0) throw new UsageError("missing packages (see above)");
   }
-  if (systems.includes("ours") && !oursAvailable()) {
+  if (systems.some(isOurs) && !oursAvailable()) {
     console.error("bench: our proxy is not built (dist/proxy/cli.js missing; run `npm run build`); skipping it");
-    systems = systems.filter((s) => s !== "ours");
+    systems = systems.filter((s) => !isOurs(s));
   }
   if (!systems.includes("direct")) systems = ["direct", ...systems]; // added latency is measured against it
 
@@ -124,25 +124,33 @@ async function main(): Promise<void> {
   for (const topologyName of topologies) {
     const topo: Topology = createTopology(topologyName);
     try {
-      const [backendPort, ...ports] = await freePorts(1 + 2 * systems.length);
+      const [backendPort, ...ports] = await freePorts(1 + 4 * systems.length);
       const backend = await startBackend(path.join(rawDir, "backend"), backendPort, topo.serverAddr, topo.serverNs);
       for (let round = 1; round <= rounds; round++) {
         for (const [i, system] of systems.entries()) {
           const tag = `${topologyName} round ${round}/${rounds} ${LABELS[system]}`;
           const plan = {
             pki, dir: path.join(rawDir, topologyName), clientNs: topo.clientNs, serverNs: topo.serverNs,
-            clientAddr: topo.clientAddr, clientPort: ports[2 * i], serverAddr: topo.serverAddr, serverPort: ports[2 * i + 1], backendPort,
+            clientAddr: topo.clientAddr, clientPort: ports[4 * i], serverAddr: topo.serverAddr, serverPort: ports[4 * i + 1], backendPort,
+            adminPorts: [ports[4 * i + 2], ports[4 * i + 3]] as [number, number],
           };
           const run: RoundRun = { round, topology: topologyName, system };
           runs.push(run);
           let sys;
           try {
             sys = await startSystem(system, plan, ours);
-            if (system !== "direct") run.tls = await probeTls(pki, topo.serverAddr, plan.serverPort, topo.clientNs);
-            progress(`${tag}: started${run.tls ? ` (${run.tls.protocol} ${run.tls.cipher}${run.tls.peerVerified ? ", server verified" : ""})` : ""}`);
+            progress(`${tag}: started`);
             run.measurements = await measure({ sys, clientNs: topo.clientNs, d, progress: (l) => progress(`${tag}: ${l}`) });
+            // Checked after the workloads: a probe that upsets a proxy must not cost the measurements.
+            if (system !== "direct") {
+              run.tls = await probeTls(pki, topo.serverAddr, plan.serverPort, topo.clientNs);
+              progress(`${tag}: server side negotiates ${run.tls.protocol} ${run.tls.cipher}${run.tls.peerVerified ? ", server certificate verified" : ""}`);
+            }
           } catch (err) {
             run.error = (err as Error).message;
+            for (const p of sys?.proxies ?? []) {
+              if (p.proc.exitStatus !== undefined) run.error += `\n${p.proc.name} exited (${p.proc.exitStatus}): ${lastLines(p.proc, 6)}`;
+            }
             progress(`${tag}: FAILED: ${run.error}`);
           } finally {
             await sys?.stop();
@@ -165,7 +173,7 @@ async function main(): Promise<void> {
 
   let profile: ProfileSummary | undefined;
   const missed = Object.values(targets).flat().some((t) => t.met === false);
-  if (systems.includes("ours") && (o.profile === "always" || (o.profile === "auto" && missed))) {
+  if (systems.some(isOurs) && (o.profile === "always" || (o.profile === "auto" && missed))) {
     progress("profiling our proxy under keep-alive and churn load (node --cpu-prof)");
     try {
       profile = await profileOurs({ pki, rawDir, ours, seconds: Math.max(2, d.saturationSeconds), progress });

@@ -113,6 +113,7 @@ async function rate(a: RateArgs): Promise<void> {
   let next = 0; // next request index to send
   let due = 0; // requests whose intended time has passed
   const free: Conn[] = [...conns];
+  let alive = conns.length;
   const inFlight = new Map<Conn, number>(); // conn → intended send time (µs)
   const lags: number[] = [];
 
@@ -141,7 +142,11 @@ async function rate(a: RateArgs): Promise<void> {
     };
     c.onFail = () => {
       if (inFlight.delete(c)) errors++;
-      if (completed + errors === count) finish();
+      const i = free.indexOf(c);
+      if (i >= 0) free.splice(i, 1);
+      c.onFail = () => undefined;
+      // With every connection gone nothing more can be sent: report now instead of at the deadline.
+      if (--alive === 0 || completed + errors === count) finish();
     };
   }
   const worker = new Worker(METRONOME, { eval: true, workerData: { startUs, intervalUs, count } });

@@ -1,16 +1,21 @@
-// This project's proxy as a benchmark pair, in its explicit-listener mode (no iptables): the
-// client side listens on a port mapped to the server side's address and expected SPIFFE ID, the
-// server side listens on a port mapped to the backend on loopback.
+// This project's proxy as a benchmark pair, in its explicit-listener mode (one proxy.json each,
+// no iptables; see proxy/README.md): the client side listens on a port routed to the server
+// side's address with the SPIFFE ID it must present; the server side listens on a strict mTLS
+// port forwarded to the backend on loopback.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { start } from "./processes";
 import { PairPlan, Pair } from "./peers";
+import { NAMESPACE, TRUST_DOMAIN, LeafFiles } from "./pki";
 
 export interface OursOptions {
   /** Node binary that runs the proxy (a newer runtime is one of the levers). */
   node: string;
   /** Extra Node flags, e.g. --cpu-prof for the profile pass. */
   nodeFlags: string[];
+  /** Pin the transport between the pair ("h2": pooled, multiplexed; "tcp": one mTLS connection
+   * per application connection); absent: the proxy's default. */
+  transport?: "h2" | "tcp";
   /** Where --cpu-prof writes, per side (the profile pass). */
   profileDirFor?: (side: "client" | "server") => string;
 }
@@ -21,10 +26,76 @@ export function oursAvailable(): boolean {
   return fs.existsSync(PROXY_CLI);
 }
 
-export function startOurs(plan: PairPlan, o: OursOptions): Pair {
-  throw new Error(`not yet: ${plan.dir} ${o.node}`);
+/** Plan for our pair: the peers' plan plus one admin port per side. */
+export interface OursPlan extends PairPlan {
+  adminPorts: [number, number];
 }
 
-export function startDummy(): ReturnType<typeof start> {
-  throw new Error("unused");
+function workload(leaf: LeafFiles, name: string) {
+  return {
+    version: 1,
+    trustDomain: TRUST_DOMAIN,
+    workload: { namespace: NAMESPACE, name, serviceAccount: name, spiffeId: leaf.spiffeId },
+    inbound: { defaultMode: "strict", ports: [] },
+  };
+}
+
+function identityDir(plan: OursPlan, side: "client" | "server", leaf: LeafFiles): string {
+  const dir = path.join(plan.dir, `${side}-identity`);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(leaf.certFile, path.join(dir, "tls.crt"));
+  fs.copyFileSync(leaf.keyFile, path.join(dir, "tls.key"));
+  fs.copyFileSync(plan.pki.caFile, path.join(dir, "ca.crt"));
+  return dir;
+}
+
+export function oursConfigs(plan: OursPlan, o: OursOptions): Record<"client" | "server", object> {
+  const { pki } = plan;
+  const transport = o.transport ? { transport: o.transport } : {};
+  return {
+    client: {
+      version: 1,
+      identity: identityDir(plan, "client", pki.client),
+      workload: workload(pki.client, "client"),
+      listeners: {
+        outbound: [
+          {
+            host: plan.clientAddr,
+            port: plan.clientPort,
+            target: { host: plan.serverAddr, port: plan.serverPort },
+            spiffeId: pki.server.spiffeId,
+            targetPort: plan.backendPort,
+          },
+        ],
+      },
+      admin: { host: "127.0.0.1", port: plan.adminPorts[0] },
+      ...transport,
+    },
+    server: {
+      version: 1,
+      identity: identityDir(plan, "server", pki.server),
+      workload: workload(pki.server, "server"),
+      listeners: {
+        inbound: [{ host: plan.serverAddr, port: plan.serverPort, targetPort: plan.backendPort, mode: "strict" }],
+      },
+      admin: { host: "127.0.0.1", port: plan.adminPorts[1] },
+      ...transport,
+    },
+  };
+}
+
+export function startOurs(plan: OursPlan, o: OursOptions): Pair {
+  fs.mkdirSync(plan.dir, { recursive: true });
+  const configs = oursConfigs(plan, o);
+  const launch = (side: "client" | "server", netns?: string) => {
+    const file = path.join(plan.dir, `proxy-${side}.json`);
+    fs.writeFileSync(file, JSON.stringify(configs[side], null, 2) + "\n");
+    const flags = [...o.nodeFlags];
+    if (o.profileDirFor) flags.push(`--cpu-prof-dir=${o.profileDirFor(side)}`);
+    return start(`mesh-proxy ${side}`, o.node, [...flags, PROXY_CLI, "run", "--config", file], {
+      netns,
+      logFile: path.join(plan.dir, `proxy-${side}.log`),
+    });
+  };
+  return { server: launch("server", plan.serverNs), client: launch("client", plan.clientNs) };
 }

@@ -12,6 +12,8 @@ export interface Started {
   exited: Promise<number | string>;
   /** Last lines of stderr+stdout, for error messages. */
   tail(): string;
+  /** Exit code or signal once the process has ended. */
+  exitStatus?: number | string;
 }
 
 const live = new Set<Started>();
@@ -50,7 +52,8 @@ export function start(name: string, cmd: string, args: string[], opts: StartOpti
       child.on("exit", (code, signal) => {
         live.delete(started);
         log?.end();
-        resolve(code ?? signal ?? "unknown");
+        started.exitStatus = code ?? signal ?? "unknown";
+        resolve(started.exitStatus);
       }),
     ),
     tail: () => tail,

@@ -56,11 +56,11 @@ export async function profileOurs(o: { pki: BenchPki; rawDir: string; ours: Ours
   const dir = path.join(o.rawDir, "profile");
   const profDir = (side: string) => path.join(dir, `cpuprofile-${side}`);
   try {
-    const [backendPort, clientPort, serverPort] = await freePorts(3);
+    const [backendPort, clientPort, serverPort, a1, a2] = await freePorts(5);
     const backend = await startBackend(path.join(dir, "backend"), backendPort, topo.serverAddr, topo.serverNs);
     const sys = await startSystem(
       "ours",
-      { pki: o.pki, dir, clientNs: topo.clientNs, serverNs: topo.serverNs, clientAddr: topo.clientAddr, clientPort, serverAddr: topo.serverAddr, serverPort, backendPort },
+      { pki: o.pki, dir, clientNs: topo.clientNs, serverNs: topo.serverNs, clientAddr: topo.clientAddr, clientPort, serverAddr: topo.serverAddr, serverPort, backendPort, adminPorts: [a1, a2] },
       { ...o.ours, nodeFlags: [...o.ours.nodeFlags, "--cpu-prof"], profileDirFor: profDir },
     );
     const url = `http://${sys.host}:${sys.port}/`;

@@ -175,7 +175,7 @@ export function renderSvg(r: BenchResults): string {
     { label: "idle RSS (inv.)", get: (s) => s.idleRssMB, lowerIsBetter: true },
   ];
   const systems = r.meta.systems.filter((s) => s !== "direct" && s !== "haproxy");
-  const colors: Record<string, string> = { ours: "#2b7bb9", nginx: "#3a9a4a", stunnel: "#c0782b" };
+  const colors: Record<string, string> = { ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", nginx: "#3a9a4a", stunnel: "#c0782b" };
   const W = 860, panelH = 260, top = 40, left = 50, groupW = (W - left - 20) / metrics.length;
   const panels = r.meta.topologies.filter((t) => r.summaries[t]?.haproxy);
   const H = top + panels.length * (panelH + 60) + 30;

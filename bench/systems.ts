@@ -2,14 +2,21 @@
 // between the load generator and the backend, ready once both sides listen.
 import * as path from "node:path";
 import { Started, stop, waitForPort } from "./processes";
-import { PairPlan, startPeer, PeerName } from "./peers";
-import { startOurs, OursOptions } from "./ours";
+import { startPeer, PeerName } from "./peers";
+import { startOurs, OursOptions, OursPlan } from "./ours";
 
-export type SystemName = "direct" | "ours" | "haproxy" | "nginx" | "stunnel";
-export const ALL_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "nginx", "stunnel"];
+export type SystemName = "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp";
+/** What a run compares unless --systems says otherwise. */
+export const DEFAULT_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "nginx", "stunnel"];
+/** Plus our proxy with its pair transport pinned, to compare pooled h2 with one mTLS connection per
+ * application connection. */
+export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp"];
+export const isOurs = (s: SystemName) => s.startsWith("ours");
 export const LABELS: Record<SystemName, string> = {
   direct: "direct (no proxy)",
   ours: "mesh-proxy (ours)",
+  "ours-h2": "mesh-proxy, h2 pool",
+  "ours-tcp": "mesh-proxy, tcp per conn",
   haproxy: "HAProxy",
   nginx: "nginx stream",
   stunnel: "stunnel",
@@ -25,12 +32,13 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-export async function startSystem(name: SystemName, plan: PairPlan, ours: OursOptions): Promise<RunningSystem> {
+export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOptions): Promise<RunningSystem> {
   if (name === "direct") {
     return { name, host: plan.serverAddr, port: plan.backendPort, proxies: [], stop: async () => undefined };
   }
   const dir = path.join(plan.dir, name);
-  const pair = name === "ours" ? startOurs({ ...plan, dir }, ours) : startPeer(name as PeerName, { ...plan, dir });
+  const transport = name === "ours-h2" ? "h2" : name === "ours-tcp" ? "tcp" : ours.transport;
+  const pair = isOurs(name) ? startOurs({ ...plan, dir }, { ...ours, transport }) : startPeer(name as PeerName, { ...plan, dir });
   const running: RunningSystem = {
     name,
     host: plan.clientAddr,

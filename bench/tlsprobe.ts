@@ -15,7 +15,7 @@ export interface TlsProbe {
 export async function probeTls(pki: BenchPki, host: string, port: number, netns?: string): Promise<TlsProbe> {
   const p = start("openssl s_client", "openssl", [
     "s_client", "-brief", "-connect", `${host}:${port}`,
-    "-cert", pki.client.certFile, "-key", pki.client.keyFile, "-CAfile", pki.caFile,
+    "-cert", pki.client.certFile, "-cert_chain", pki.client.certFile, "-key", pki.client.keyFile, "-CAfile", pki.caFile,
   ], { netns });
   p.child.stdin!.end();
   const timer = setTimeout(() => kill(p, "SIGKILL"), 10_000);
