@@ -8,6 +8,7 @@ import { render, Rendered } from "./engine/render";
 import { ApplyReport, Cluster } from "./harness/cluster";
 import { httpGet } from "./harness/dialer";
 import type { Pod } from "./harness/pod";
+import { tail } from "./harness/process";
 import { REPO_ROOT } from "./harness/images";
 import { Mode } from "../../proxy/wellknown";
 
@@ -129,6 +130,10 @@ export class MeshRun {
 
   /** The proxy's mesh_proxy_reloads_total{outcome="applied"} by kind, scraped from the node. */
   async reloads(pod: Pod): Promise<{ config: number; identity: number }> {
+    const proxy = pod.containers.get("mesh-proxy")!;
+    if (proxy.exit) {
+      throw new Error(`the proxy of ${pod.namespace}/${pod.name} is not running (exited ${proxy.exit.code ?? proxy.exit.signal}):\n${tail(proxy.logFile)}`);
+    }
     const res = await httpGet(() => this.cluster.nodeDialer.dial(pod.ip, 15021), { host: pod.ip, path: "/metrics" });
     const count = (kind: string) =>
       res.body

@@ -1,4 +1,6 @@
 // A packet capture on the node bridge (tcpdump, in the node namespace), read back with pcap.ts.
+// --immediate-mode: without it libpcap holds packets in its ring until a block timeout, and a
+// capture stopped right after a request would miss them.
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { readSegments, reassemble, Stream } from "./pcap";
@@ -11,7 +13,7 @@ export class Capture {
   ) {}
 
   static async start(nodeNs: string, iface: string, file: string): Promise<Capture> {
-    const child = spawn("ip", ["netns", "exec", nodeNs, "tcpdump", "-i", iface, "-n", "-U", "-s", "0", "-w", file, "tcp"], {
+    const child = spawn("ip", ["netns", "exec", nodeNs, "tcpdump", "-i", iface, "-n", "--immediate-mode", "-U", "-s", "0", "-w", file, "tcp"], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -35,6 +37,8 @@ export class Capture {
 
   /** Stops the capture and returns its TCP streams. */
   async stop(): Promise<Stream[]> {
+    // Let the last packets (a FIN, a delayed ACK) reach the capture before it ends.
+    await new Promise((r) => setTimeout(r, 50));
     this.child.kill("SIGINT");
     await this.exited;
     return reassemble(readSegments(fs.readFileSync(this.file)));
