@@ -58,6 +58,8 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
   readonly identity: WorkloadIdentity;
   readonly configMap: k8s.core.v1.ConfigMap;
   readonly configMapName: string;
+  /** workload.json; fails (naming the Deployment) if the transform never sees the Deployment. */
+  readonly workloadConfig: pulumi.Output<string>;
   readonly mode?: Mode;
   readonly ports: WorkloadPort[];
   private podFacts!: { resolve: (v: { probes: Probe[]; containerPorts: number[] }) => void; reject: (e: Error) => void };
@@ -112,24 +114,23 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
 
     this.configMapName = `${this.workloadName}-mesh-config`;
     const plan = facts.then((f) => planPorts({ label, field: "ports", ports: this.ports, containerPorts: f.containerPorts, excludeInboundPorts: mesh.excludeInboundPorts, modes }));
+    this.workloadConfig = pulumi.all([plan, facts]).apply(([p, f]) =>
+      mesh.workloadConfig({
+        key: `${this.namespace}/${this.workloadName}`,
+        namespace: this.namespace,
+        name: this.workloadName,
+        serviceAccount: this.serviceAccountName,
+        spiffeId: this.identity.spiffeId,
+        defaultMode: p.defaultMode,
+        inboundPorts: p.inboundPorts,
+        probes: Promise.resolve(f.probes),
+      }),
+    );
     this.configMap = new k8s.core.v1.ConfigMap(
       `${name}-mesh-config`,
       {
         metadata: { name: this.configMapName, namespace: this.namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh", [LABELS.workload]: this.workloadName } },
-        data: {
-          [FILE_NAMES.workload]: pulumi.all([plan, facts]).apply(([p, f]) =>
-            mesh.workloadConfig({
-              key: `${this.namespace}/${this.workloadName}`,
-              namespace: this.namespace,
-              name: this.workloadName,
-              serviceAccount: this.serviceAccountName,
-              spiffeId: this.identity.spiffeId,
-              defaultMode: p.defaultMode,
-              inboundPorts: p.inboundPorts,
-              probes: Promise.resolve(f.probes),
-            }),
-          ),
-        },
+        data: { [FILE_NAMES.workload]: this.workloadConfig },
       },
       inNamespace,
     );

@@ -232,16 +232,36 @@ function kubernetesObject(name: string, inputs: Record<string, any>): Record<str
 /** The engine stand-in. One instance per process; `reset()` between scenarios. */
 export class MeshMocks implements pulumi.runtime.Mocks {
   readonly resources: RecordedResource[] = [];
+  /**
+   * Minted tls material by resource and inputs, standing in for Pulumi state: rendering the same
+   * program again returns the same keys and certificates, as a re-run against a stack does.
+   */
+  private readonly state = new Map<string, Record<string, unknown>>();
   
   reset(): void {
     this.resources.length = 0;
+  }
+
+  /** Forgets minted keys and certificates (a fresh stack). */
+  forgetState(): void {
+    this.state.clear();
+  }
+
+  private async minted(type: string, name: string, inputs: Record<string, any>): Promise<Record<string, unknown>> {
+    const key = `${type}::${name}::${JSON.stringify(inputs)}`;
+    let outputs = this.state.get(key);
+    if (!outputs) {
+      outputs = await tlsResource(type, inputs);
+      this.state.set(key, outputs);
+    }
+    return outputs;
   }
 
   async newResource(raw: pulumi.runtime.MockResourceArgs): Promise<{ id: string | undefined; state: Record<string, any> }> {
     const secretInputs: string[] = [];
     const args = { ...raw, inputs: unwrapSecrets(raw.inputs, "", secretInputs) };
     const outputs = args.type.startsWith("tls:")
-      ? await tlsResource(args.type, args.inputs)
+      ? await this.minted(args.type, args.name, args.inputs)
       : args.type.startsWith("kubernetes:")
         ? kubernetesObject(args.name, args.inputs)
         : args.type === "docker-build:index:Image"
