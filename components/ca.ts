@@ -27,6 +27,21 @@ export interface CertificateAuthorityArgs {
   protect?: boolean;
   /** Clock for the renewal schedule, ms since epoch. Tests pin it; programs leave it. */
   now?: number;
+  /**
+   * Use a CA that another program (stack) owns instead of creating one, e.g. from a
+   * StackReference. Nothing is created; the key stays a secret.
+   */
+  existing?: ExistingCertificateAuthority;
+}
+
+export interface ExistingCertificateAuthority {
+  rootCertPem: pulumi.Input<string>;
+  issuerCertPem: pulumi.Input<string>;
+  issuerKeyPem: pulumi.Input<string>;
+  /** Certificates between the issuer and the root, issuer first; default [issuerCertPem] when it is not the root. */
+  chainPems?: pulumi.Input<string[]>;
+  /** The owner's issuer renewal window (hours); leaves must live shorter. Default 90 days. */
+  maxLeafValidityHours?: number;
 }
 
 export class CertificateAuthority extends pulumi.ComponentResource {
@@ -45,6 +60,21 @@ export class CertificateAuthority extends pulumi.ComponentResource {
   constructor(name: string, args: CertificateAuthorityArgs = {}, opts?: pulumi.ComponentResourceOptions) {
     super("mtls-mesh:index:CertificateAuthority", name, {}, opts);
     const label = componentLabel("CertificateAuthority", name);
+    if (args.existing) {
+      const e = args.existing;
+      this.rootCertPem = pulumi.output(e.rootCertPem);
+      this.issuerCertPem = pulumi.output(e.issuerCertPem);
+      this.issuerKeyPem = pulumi.secret(e.issuerKeyPem);
+      this.chainPems = e.chainPems
+        ? pulumi.output(e.chainPems)
+        : pulumi.all([e.rootCertPem, e.issuerCertPem]).apply(([root, issuer]) => (root.trim() === issuer.trim() ? [] : [issuer]));
+      this.maxLeafValidityHours = checkPositiveHours(label, "existing.maxLeafValidityHours", e.maxLeafValidityHours ?? DEFAULTS.issuerRenewBeforeHours);
+      this.trustBundlePem = pulumi
+        .all([this.rootCertPem, pulumi.all(args.additionalTrustedRoots ?? [])])
+        .apply(([own, extra]) => trustBundle([own, ...extra]));
+      this.registerOutputs({ trustBundlePem: this.trustBundlePem, rootCertPem: this.rootCertPem, issuerKeyPem: this.issuerKeyPem });
+      return;
+    }
     const rootValidityHours = checkPositiveHours(label, "rootValidityHours", args.rootValidityHours ?? DEFAULTS.rootValidityHours);
     const issuerValidityHours = checkPositiveHours(label, "issuerValidityHours", args.issuerValidityHours ?? DEFAULTS.issuerValidityHours);
     const issuerRenewBeforeHours = checkPositiveHours(label, "issuerRenewBeforeHours", args.issuerRenewBeforeHours ?? DEFAULTS.issuerRenewBeforeHours);

@@ -1,5 +1,5 @@
 // The public API of pulumi-mtls-mesh: `import * as mesh from "pulumi-mtls-mesh"`.
-export { CertificateAuthority, CertificateAuthorityArgs } from "./ca";
+export { CertificateAuthority, CertificateAuthorityArgs, ExistingCertificateAuthority } from "./ca";
 export { WorkloadIdentity, WorkloadIdentityArgs, identitySecretName } from "./workload-identity";
 export { Mesh, MeshArgs, ProxyBuildArgs, DEFAULT_PROXY_IMAGE } from "./mesh";
 export { MeshedWorkload, MeshedWorkloadArgs, MeshWorkloadRef, WorkloadPort } from "./meshed-workload";
@@ -16,3 +16,4 @@ export { planPorts } from "./ports";
 export { LEAF_ALLOWED_USES, CA_ALLOWED_USES, renewalGeneration, nextRenewalAt } from "./identity";
 export { spiffeId } from "../proxy/spiffe";
 export { MODES, Mode } from "../proxy/wellknown";
+export type { DirectoryService } from "../proxy/config";

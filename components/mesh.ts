@@ -70,6 +70,16 @@ export interface MeshArgs {
   existingNamespaces?: string[];
   /** Clock for certificate renewal schedules, ms since epoch. Tests pin it; programs leave it. */
   now?: number;
+  /**
+   * Deploy the per-node proxy DaemonSet (default true). A second program sharing a cluster with
+   * a mesh that already runs it sets false.
+   */
+  nodeProxy?: boolean;
+  /**
+   * Directory entries of services meshed by another program (its Mesh's `services` output, via a
+   * StackReference), so this mesh's clients originate mTLS to them too.
+   */
+  importedServices?: pulumi.Input<DirectoryService[]>;
 }
 
 /** The per-workload inputs of workload.json that are known at declaration time. */
@@ -123,7 +133,10 @@ export class Mesh extends pulumi.ComponentResource {
   readonly proxyResources?: MeshArgs["proxyResources"];
   readonly now: number;
   readonly registry: MeshRegistry;
-  readonly daemonSet: k8s.apps.v1.DaemonSet;
+  readonly daemonSet?: k8s.apps.v1.DaemonSet;
+  /** This mesh's own directory entries, for another program's `importedServices`. */
+  readonly services: pulumi.Output<DirectoryService[]>;
+  private readonly importedServices: pulumi.Output<DirectoryService[]>;
   private readonly meshName: string;
   private readonly existingNamespaces: Set<string>;
   private readonly namespaces = new Map<string, k8s.core.v1.Namespace | undefined>();
@@ -154,6 +167,8 @@ export class Mesh extends pulumi.ComponentResource {
     this.proxyResources = args.proxyResources;
     this.now = args.now ?? Date.now();
     this.registry = new MeshRegistry(label);
+    this.importedServices = pulumi.output(args.importedServices ?? []) as pulumi.Output<DirectoryService[]>;
+    this.services = this.ownServices();
 
     this.proxyImage = args.proxyBuild ? this.buildProxy(name, label, args.proxyBuild) : pulumi.output(checkPinnedImage(label, args.proxyImage ?? DEFAULT_PROXY_IMAGE));
     this.ca = args.ca ?? new CertificateAuthority(`${name}-ca`, { now: this.now }, { parent: this });
@@ -166,9 +181,9 @@ export class Mesh extends pulumi.ComponentResource {
       { parent: this },
     );
     this.namespaces.set(this.systemNamespace, system);
-    this.daemonSet = this.nodeProxy(name, system);
+    if (args.nodeProxy ?? true) this.daemonSet = this.nodeProxy(name, system);
 
-    this.registerOutputs({ trustBundlePem: this.trustBundlePem, proxyImage: this.proxyImage, mode: this.mode });
+    this.registerOutputs({ trustBundlePem: this.trustBundlePem, proxyImage: this.proxyImage, mode: this.mode, services: this.services });
   }
 
   /** Effective mode: port > workload > namespace > mesh. */
@@ -214,25 +229,31 @@ export class Mesh extends pulumi.ComponentResource {
     return cm;
   }
 
-  /** directory.json: every meshed Service of this mesh with its ClusterIP, names, port modes, SPIFFE ID. */
+  /** directory.json: every meshed Service (this mesh's and imported ones) with its ClusterIP, names, port modes, SPIFFE ID. */
   directory(): pulumi.Output<string> {
-    this.directoryText ??= pulumi.output(this.registry.snapshot).apply((snapshot: RegistrySnapshot) => {
+    this.directoryText ??= pulumi.all([this.services, this.importedServices]).apply(([own, imported]) => {
+      const ownKeys = new Set(own.map((s) => `${s.namespace}/${s.name}`));
+      return renderDirectoryConfig([...own, ...imported.filter((s) => !ownKeys.has(`${s.namespace}/${s.name}`))]);
+    });
+    return this.directoryText;
+  }
+
+  private ownServices(): pulumi.Output<DirectoryService[]> {
+    return pulumi.output(this.registry.snapshot).apply((snapshot: RegistrySnapshot) => {
       const served = snapshot.workloads.filter((w) => w.service);
       return pulumi
         .all(served.map((w) => pulumi.output(w.service!.clusterIP as pulumi.Input<string>)))
-        .apply((ips) => {
-          const services: DirectoryService[] = served.map((w, i) => ({
+        .apply((ips) =>
+          served.map((w, i) => ({
             namespace: w.namespace,
             name: w.service!.name,
             spiffeId: w.spiffeId,
             addresses: ips[i] && ips[i] !== "None" ? [ips[i]] : [],
             hostnames: serviceHostnames(w.service!.name, w.namespace, this.clusterDomain),
             ports: w.service!.ports.map((p) => ({ port: p.port, targetPort: p.targetPort, mode: p.mode })),
-          }));
-          return renderDirectoryConfig(services);
-        });
+          })),
+        );
     });
-    return this.directoryText;
   }
 
   /** The authorization rules of every policy targeting `workloadKey`, or null when none does. */

@@ -320,6 +320,27 @@ describe("components/behaviour mesh options", () => {
     assert.equal(directoryJson(resources, "data").services[0].ports[0].mode, "permissive");
   });
 
+  it("joins another program's mesh: existing CA, no second node proxy, the other program's services in the directory", async () => {
+    const { resources, result } = await renderChecked(() => {
+      const platformCa = new mesh.CertificateAuthority("platform-ca", { now: NOW });
+      const platform = new mesh.Mesh("platform", { now: NOW, ca: platformCa });
+      new mesh.MeshedWorkload("accounts", { mesh: platform, namespace: "identity", containers: [{ name: "accounts", image: "x:1", ports: [{ containerPort: 8080 }] }], ports: [{ port: 8080 }] });
+      // What the apps program receives through a StackReference: plain outputs.
+      const ca = new mesh.CertificateAuthority("shared-ca", {
+        existing: { rootCertPem: platformCa.rootCertPem, issuerCertPem: platformCa.issuerCertPem, issuerKeyPem: platformCa.issuerKeyPem },
+      });
+      const apps = new mesh.Mesh("apps", { now: NOW, ca, nodeProxy: false, namespace: "apps-mesh", importedServices: platform.services });
+      new mesh.MeshedWorkload("invoices", { mesh: apps, namespace: "billing", containers: [{ name: "invoices", image: "x:1", ports: [{ containerPort: 8080 }] }], ports: [{ port: 8080 }] });
+      return { ca };
+    });
+    assert.equal(resources.filter((r) => r.inputs.kind === "DaemonSet").length, 1, "only the platform runs the node proxy");
+    assert.ok(!resources.some((r) => r.type.startsWith("tls:") && r.name.startsWith("shared-ca")), "an existing CA creates nothing");
+    assert.equal(await pulumi.isSecret(result.ca.issuerKeyPem), true);
+    assert.deepEqual(directoryJson(resources, "billing", "apps").services.map((s: any) => `${s.namespace}/${s.name}`), ["billing/invoices", "identity/accounts"]);
+    const chain = find(resources, "Secret", "invoices-identity-secret").inputs.stringData["tls.crt"].match(/BEGIN CERTIFICATE/g);
+    assert.equal(chain.length, 2, "leaf + the platform's issuer");
+  });
+
   it("rotates a root with an overlapping trust bundle and keeps issuer keys secret", async () => {
     const { resources, result } = await renderChecked(() => {
       const next = new mesh.CertificateAuthority("ca-2027", { now: NOW, protect: true });
