@@ -156,3 +156,72 @@ function sortKeys(value: unknown): unknown {
   }
   return value;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The single-file form of the proxy's config (`mesh-proxy run --config proxy.json`): the two
+// documents above plus EXPLICIT listeners, for running the proxy without iptables (benchmarks,
+// tests, a VM). Pods use the directory form (workload.json + directory.json, transparent mode).
+
+/** Transports between proxy pairs, chosen by ALPN: HTTP/2 CONNECT streams over one pooled mTLS
+ * connection ("h2"), or one mTLS connection per application connection ("tcp"). */
+export const TRANSPORTS = ["h2", "tcp"] as const;
+export const TransportSchema = z.enum(TRANSPORTS);
+export type Transport = (typeof TRANSPORTS)[number];
+
+const ListenHost = z.string().min(1).refine((h) => h === "localhost" || z.union([z.ipv4(), z.ipv6()]).safeParse(h).success, {
+  message: "must be an IP address or localhost",
+});
+
+/** Listen on host:port and forward to 127.0.0.1:targetPort, applying the mode of that port. */
+export const InboundListenerSchema = z.strictObject({
+  port: Port,
+  host: ListenHost.default("0.0.0.0"),
+  /** The app's port on 127.0.0.1. */
+  targetPort: Port,
+  /** Pins the mode for this listener; absent: workload.inbound's mode for targetPort. */
+  mode: ModeSchema.optional(),
+});
+
+/** Listen on host:port and forward to target, with mTLS expecting spiffeId (null: plaintext). */
+export const OutboundListenerSchema = z.strictObject({
+  port: Port,
+  host: ListenHost.default("127.0.0.1"),
+  /** Where the server-side proxy (or, for plaintext, the server) listens. */
+  target: z.strictObject({ host: z.string().min(1), port: Port }),
+  /** The identity the server must present (secure naming); null sends plaintext. */
+  spiffeId: SpiffeIdString.nullable(),
+  /** The app port the server-side proxy should reach (the tunnel's CONNECT target); default target.port. */
+  targetPort: Port.optional(),
+});
+
+export const AdminListenerSchema = z.strictObject({
+  host: ListenHost.default("0.0.0.0"),
+  port: Port.default(15021),
+});
+
+export const ProxyFileConfigSchema = z.strictObject({
+  version: z.literal(CONFIG_VERSION),
+  /** Directory with tls.crt, tls.key and ca.crt; relative paths are resolved from this file's directory. */
+  identity: z.string().min(1).optional(),
+  workload: WorkloadConfigSchema,
+  directory: DirectoryConfigSchema.default({ version: CONFIG_VERSION, services: [] }),
+  listeners: z
+    .strictObject({
+      inbound: z.array(InboundListenerSchema).default([]),
+      outbound: z.array(OutboundListenerSchema).default([]),
+      /** Also open the transparent listeners (15006 inbound, 15001 outbound) that read SO_ORIGINAL_DST. */
+      transparent: z.boolean().default(false),
+    })
+    .default({ inbound: [], outbound: [], transparent: false }),
+  admin: AdminListenerSchema.default({ host: "0.0.0.0", port: 15021 }),
+  /** How this proxy reaches other proxies (it accepts both). */
+  transport: TransportSchema.default("h2"),
+});
+
+export type InboundListenerConfig = z.infer<typeof InboundListenerSchema>;
+export type OutboundListenerConfig = z.infer<typeof OutboundListenerSchema>;
+export type ProxyFileConfig = z.infer<typeof ProxyFileConfigSchema>;
+export type ProxyFileConfigInput = z.input<typeof ProxyFileConfigSchema>;
+
+export const parseProxyFileConfig = (value: unknown, source = "proxy config") =>
+  parseConfig(ProxyFileConfigSchema, value, source);

@@ -1,0 +1,31 @@
+// Secure naming for transparent outbound traffic: which meshed service (and so which SPIFFE ID)
+// owns the address:port the app dialled. Pure lookup over directory.json.
+import * as net from "net";
+import { DirectoryConfig } from "./config";
+import { Mode } from "./wellknown";
+
+export interface DirectoryMatch {
+  service: string;
+  spiffeId: string;
+  /** The server pod's app port behind this service port. */
+  targetPort: number;
+  mode: Mode;
+}
+
+/** IPv4-mapped IPv6 (::ffff:10.0.0.1) and plain IPv4 name the same destination. */
+export function normalizeAddress(address: string): string {
+  const lower = address.toLowerCase();
+  return lower.startsWith("::ffff:") && net.isIPv4(lower.slice(7)) ? lower.slice(7) : lower;
+}
+
+export function lookupDestination(directory: DirectoryConfig, address: string, port: number): DirectoryMatch | undefined {
+  const wanted = normalizeAddress(address);
+  for (const service of directory.services) {
+    if (!service.addresses.some((a) => normalizeAddress(a) === wanted)) continue;
+    // A pod IP is dialled on the target port, a ClusterIP on the service port.
+    const entry = service.ports.find((p) => p.port === port) ?? service.ports.find((p) => p.targetPort === port);
+    if (!entry) continue;
+    return { service: `${service.namespace}/${service.name}`, spiffeId: service.spiffeId, targetPort: entry.targetPort, mode: entry.mode };
+  }
+  return undefined;
+}

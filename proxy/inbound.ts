@@ -1,0 +1,109 @@
+// Server side: accept → classify (sniff) → authenticate (mTLS) → authorize → connect → copy.
+// The port decides the mode (strict / permissive / disabled). An mTLS client that negotiated the
+// tunnel (ALPN mesh-h2) gets an HTTP/2 session whose CONNECT streams are authorized one by one.
+import * as net from "net";
+import { acceptMtls, Refusal } from "./handshake";
+import { decide, resolveMode } from "./policy";
+import { InboundListener, MeshConfig } from "./settings";
+import { sniff } from "./sniff";
+import { ProxyContext, recordRefusal } from "./state";
+import { serveTunnel } from "./tunnel";
+import { forwardToApp } from "./upstream";
+import { Mode, RESERVED_PORTS } from "./wellknown";
+
+/** The mode a listener applies to an app port: pinned by an explicit listener, else from config. */
+export function modeFor(listener: InboundListener, config: MeshConfig, port: number): Mode {
+  return listener.targetPort === port && listener.mode ? listener.mode : resolveMode(config.workload, port);
+}
+
+/** Does an admitted connection still conform after a reload? (catalogue #5) */
+export function stillConforms(listener: InboundListener, port: number, peer: string | null) {
+  return (config: MeshConfig) => decide(modeFor(listener, config, port), { id: peer }, port, config.workload).allow;
+}
+
+export function inboundHandler(ctx: ProxyContext, listener: InboundListener): (raw: net.Socket) => void {
+  return (raw) => {
+    handle(ctx, listener, raw).catch((error) => {
+      raw.destroy();
+      ctx.log.error("inbound handler failed", { error });
+    });
+  };
+}
+
+async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Socket): Promise<void> {
+  const remote = `${raw.remoteAddress}:${raw.remotePort}`;
+  raw.on("error", () => raw.destroy()); // Resets before we take over must not crash the process.
+  const { limits } = ctx.config.workload;
+  if (ctx.connections.openSockets >= limits.maxConnections) {
+    recordRefusal(ctx, "inbound", "unknown", "max_connections", { remote, limit: limits.maxConnections });
+    return void raw.destroy();
+  }
+  ctx.connections.countSocket(raw);
+  const port = listener.targetPort ?? ctx.originalDestination(raw)?.port;
+  if (port === undefined) {
+    recordRefusal(ctx, "inbound", "unknown", "no_original_destination", { remote, listener: listener.port });
+    return void raw.destroy();
+  }
+  if (RESERVED_PORTS.includes(port)) {
+    recordRefusal(ctx, "inbound", "unknown", "proxy_port", { remote, port });
+    return void raw.destroy();
+  }
+  const mode = modeFor(listener, ctx.config, port);
+  const fields = { remote, port };
+
+  if (mode === "disabled") {
+    return forwardToApp(ctx, raw, { port, mode, fields, tracked: { conforms: stillConforms(listener, port, null) } });
+  }
+
+  const started = Date.now();
+  const firstBytes = await sniff(raw, mode === "permissive" ? limits.sniffTimeoutMs : limits.handshakeTimeoutMs);
+  if (firstBytes === "closed") return void raw.destroy();
+  if (firstBytes === "plaintext" || firstBytes === "timeout") {
+    if (mode === "strict") {
+      const reason = firstBytes === "timeout" ? "handshake_timeout" : "plaintext_on_strict";
+      recordRefusal(ctx, "inbound", mode, reason, fields);
+      return void raw.destroy();
+    }
+    // Permissive: plaintext, or a server-first protocol whose client waits for the server.
+    return admit(ctx, listener, raw, port, mode, null, fields);
+  }
+
+  const identity = ctx.identity;
+  if (!identity) {
+    recordRefusal(ctx, "inbound", mode, "no_identity", fields);
+    return void raw.destroy();
+  }
+  const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "server" });
+  try {
+    const remaining = Math.max(1, limits.handshakeTimeoutMs - (Date.now() - started));
+    const accepted = await acceptMtls(raw, identity, ctx.config.workload.trustDomain, remaining);
+    timer();
+    const peerFields = { ...fields, peer: accepted.peer };
+    if (accepted.transport === "h2") {
+      return serveTunnel(ctx, listener, accepted.socket, accepted.peer, port, peerFields);
+    }
+    return admit(ctx, listener, accepted.socket, port, mode, accepted.peer, peerFields);
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    recordRefusal(ctx, "inbound", mode, error.reason, { ...fields, detail: error.message });
+  }
+}
+
+function admit(
+  ctx: ProxyContext,
+  listener: InboundListener,
+  client: net.Socket,
+  port: number,
+  mode: Mode,
+  peer: string | null,
+  fields: Record<string, unknown>,
+): void {
+  // Re-read the mode: a reload may have landed while we sniffed or handshook.
+  const current = modeFor(listener, ctx.config, port);
+  const decision = decide(current, { id: peer }, port, ctx.config.workload);
+  if (!decision.allow) {
+    recordRefusal(ctx, "inbound", current, decision.reason, fields);
+    return void client.destroy();
+  }
+  forwardToApp(ctx, client, { port, mode: peer ? `${mode}-mtls` : mode, fields, tracked: { conforms: stillConforms(listener, port, peer) } });
+}

@@ -1,0 +1,130 @@
+// Client side: accept → resolve the destination (explicit route, or SO_ORIGINAL_DST + directory)
+// → plaintext passthrough, or mTLS expecting the directory's SPIFFE ID (secure naming) → copy.
+// The app's socket stays paused until the server proved its identity, so a wrong server never
+// receives an application byte (catalogue #12).
+import * as net from "net";
+import { Duplex } from "stream";
+import { copyBidirectional } from "./copy";
+import { lookupDestination } from "./directory";
+import { originateMtls, Refusal } from "./handshake";
+import { MESH_ALPN } from "./identity";
+import { TunnelPool } from "./pool";
+import { OutboundListener, OutboundRoute } from "./settings";
+import { ProxyContext, recordRefusal } from "./state";
+import { PROXY_PORTS } from "./wellknown";
+
+/** Where a transparent connection goes, by the directory (undefined spiffeId: not meshed). */
+export function routeFor(ctx: ProxyContext, destination: { address: string; port: number }): OutboundRoute {
+  const match = lookupDestination(ctx.config.directory, destination.address, destination.port);
+  if (!match || match.mode === "disabled") {
+    return { host: destination.address, port: destination.port, spiffeId: null, targetPort: destination.port };
+  }
+  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort };
+}
+
+export function outboundHandler(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool): (app: net.Socket) => void {
+  return (app) => {
+    handle(ctx, listener, pool, app).catch((error) => {
+      app.destroy();
+      ctx.log.error("outbound handler failed", { error });
+    });
+  };
+}
+
+async function handle(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool, app: net.Socket): Promise<void> {
+  app.on("error", () => app.destroy());
+  const { limits, trustDomain } = ctx.config.workload;
+  const source = `${app.remoteAddress}:${app.remotePort}`;
+  if (ctx.connections.openSockets >= limits.maxConnections) {
+    recordRefusal(ctx, "outbound", "unknown", "max_connections", { source, limit: limits.maxConnections });
+    return void app.destroy();
+  }
+  ctx.connections.countSocket(app);
+  let route = listener.route;
+  if (!route) {
+    const destination = ctx.originalDestination(app);
+    if (!destination) {
+      recordRefusal(ctx, "outbound", "unknown", "no_original_destination", { source, listener: listener.port });
+      return void app.destroy();
+    }
+    if (destination.port === PROXY_PORTS.outbound || destination.port === PROXY_PORTS.inbound) {
+      recordRefusal(ctx, "outbound", "unknown", "proxy_port", { source, destination });
+      return void app.destroy();
+    }
+    route = routeFor(ctx, destination);
+  }
+  const fields = { source, destination: `${route.host}:${route.port}`, expected: route.spiffeId ?? undefined };
+  const mode = route.spiffeId === null ? "plaintext" : `mtls-${ctx.transport}`;
+
+  let upstream: Duplex;
+  try {
+    if (route.spiffeId === null) {
+      upstream = await connectPlain(route);
+    } else {
+      const identity = ctx.identity;
+      if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
+      if (ctx.transport === "h2") {
+        upstream = await pool.open({ ...route, spiffeId: route.spiffeId }, identity);
+        watchTunnelAnswer(ctx, upstream as import("http2").ClientHttp2Stream, fields);
+      } else {
+        const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
+        upstream = await originateMtls(identity, {
+          host: route.host,
+          port: route.port,
+          expectedId: route.spiffeId,
+          alpn: MESH_ALPN.tcp,
+          trustDomain,
+          timeoutMs: limits.handshakeTimeoutMs,
+        });
+        timer();
+      }
+    }
+  } catch (error) {
+    app.destroy();
+    if (error instanceof Refusal) return recordRefusal(ctx, "outbound", mode, error.reason, { ...fields, detail: error.message });
+    ctx.metrics.connections.inc({ direction: "outbound", mode, outcome: "failed" });
+    ctx.log.warn("upstream unavailable", { direction: "outbound", ...fields, error });
+    return;
+  }
+  if (app.destroyed) return void upstream.destroy();
+
+  const untrack = ctx.connections.add({
+    direction: "outbound",
+    port: route.port,
+    close: (reason) => {
+      ctx.log.info("closed", { direction: "outbound", reason, ...fields });
+      app.destroy();
+      upstream.destroy();
+    },
+  });
+  ctx.metrics.connections.inc({ direction: "outbound", mode, outcome: "forwarded" });
+  ctx.metrics.active.inc({ direction: "outbound" });
+  copyBidirectional(app, upstream, limits.idleTimeoutMs, (end) => {
+    untrack();
+    ctx.metrics.active.dec({ direction: "outbound" });
+    ctx.metrics.bytes.inc({ direction: "outbound", flow: "from_app" }, app.bytesRead);
+    ctx.metrics.bytes.inc({ direction: "outbound", flow: "to_app" }, app.bytesWritten);
+    if (ctx.log.enabled("debug")) ctx.log.debug("done", { direction: "outbound", ...fields, fromApp: app.bytesRead, toApp: app.bytesWritten, error: end.error });
+  });
+}
+
+function connectPlain(route: OutboundRoute): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: route.host, port: route.port, allowHalfOpen: true, noDelay: true });
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** A server proxy that refuses a stream answers a non-200 status: log it and end the stream. */
+function watchTunnelAnswer(ctx: ProxyContext, stream: import("http2").ClientHttp2Stream, fields: Record<string, unknown>): void {
+  stream.once("response", (headers) => {
+    const status = Number(headers[":status"]);
+    if (status === 200) return;
+    recordRefusal(ctx, "outbound", `mtls-${ctx.transport}`, "tunnel_refused", { ...fields, status });
+    stream.destroy();
+  });
+}

@@ -1,0 +1,88 @@
+// Client side of the pooled transport: one mTLS connection (HTTP/2 session) per server proxy and
+// expected identity, shared by every application connection to it. The handshake and the secure-
+// naming check happen once per session; each application connection is one CONNECT stream.
+// Sessions are keyed by our identity's fingerprint too: after a rotation new streams go over new
+// sessions with the new certificate, and the old sessions finish their streams and close.
+import * as http2 from "http2";
+import * as net from "net";
+import { originateMtls } from "./handshake";
+import { Identity, MESH_ALPN } from "./identity";
+import { OutboundRoute } from "./settings";
+import { ProxyContext } from "./state";
+import { tunnelSettings, widenSessionWindow } from "./tunnel";
+
+export class TunnelPool {
+  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+
+  constructor(private readonly ctx: ProxyContext) {}
+
+  /** A CONNECT stream to `route` (its expected identity already verified on the session). */
+  async open(route: OutboundRoute & { spiffeId: string }, identity: Identity): Promise<http2.ClientHttp2Stream> {
+    const key = `${route.host}|${route.port}|${route.spiffeId}|${identity.fingerprint}`;
+    let session = await this.session(key, route, identity);
+    if (session.closed || session.destroyed) {
+      this.sessions.delete(key);
+      session = await this.session(key, route, identity);
+    }
+    return session.request({ ":method": "CONNECT", ":authority": `127.0.0.1:${route.targetPort}` });
+  }
+
+  /** Gracefully closes sessions made with another identity (after a rotation or bundle change). */
+  retire(currentFingerprint: string | undefined): void {
+    for (const [key, pending] of this.sessions) {
+      if (key.endsWith(`|${currentFingerprint}`)) continue;
+      this.sessions.delete(key);
+      pending.then((s) => s.close(), () => undefined);
+    }
+  }
+
+  closeAll(): void {
+    this.retire(undefined);
+  }
+
+  private session(key: string, route: OutboundRoute & { spiffeId: string }, identity: Identity): Promise<http2.ClientHttp2Session> {
+    const existing = this.sessions.get(key);
+    if (existing) return existing;
+    const created = this.connect(key, route, identity);
+    this.sessions.set(key, created);
+    created.catch(() => this.sessions.delete(key));
+    return created;
+  }
+
+  private async connect(key: string, route: OutboundRoute & { spiffeId: string }, identity: Identity): Promise<http2.ClientHttp2Session> {
+    const { workload } = this.ctx.config;
+    const timer = this.ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
+    const socket = await originateMtls(identity, {
+      host: route.host,
+      port: route.port,
+      expectedId: route.spiffeId,
+      alpn: MESH_ALPN.h2,
+      trustDomain: workload.trustDomain,
+      timeoutMs: workload.limits.handshakeTimeoutMs,
+    });
+    timer();
+    const host = net.isIPv6(route.host) ? `[${route.host}]` : route.host;
+    const session = http2.connect(`https://${host}:${route.port}`, {
+      createConnection: () => socket,
+      settings: tunnelSettings(workload.limits.maxConnections),
+    });
+    session.on("error", (error) => this.ctx.log.debug("tunnel session error", { host: route.host, port: route.port, error }));
+    this.ctx.metrics.tunnelSessions.inc({ role: "client" });
+    widenSessionWindow(session);
+    const forget = () => {
+      if (this.sessions.get(key) === created) this.sessions.delete(key);
+    };
+    const created = this.sessions.get(key);
+    session.once("goaway", forget);
+    session.once("close", () => {
+      forget();
+      this.ctx.metrics.tunnelSessions.dec({ role: "client" });
+    });
+    // An unused session does not hold a connection on the server forever.
+    session.setTimeout(60_000, () => {
+      forget();
+      session.close();
+    });
+    return session;
+  }
+}

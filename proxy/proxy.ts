@@ -1,0 +1,204 @@
+// Wires one running proxy: listeners (inbound, outbound, admin), the shared context, hot reload
+// and drain. `mesh-proxy run` calls startProxy; tests call it in-process, too.
+import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
+import * as path from "path";
+import { createHash } from "crypto";
+import { createAdminServer } from "./admin";
+import { ConfigError } from "./config";
+import { Connections } from "./connections";
+import { buildIdentity, IdentityError, identityFiles, readIdentityFiles } from "./identity";
+import { inboundHandler } from "./inbound";
+import { Logger } from "./log";
+import { Metrics } from "./metrics";
+import { outboundHandler } from "./outbound";
+import { TunnelPool } from "./pool";
+import { originalDestination } from "./redirect/origdst";
+import { loadMeshConfig, Settings } from "./settings";
+import { OriginalDestinationLookup, ProxyContext } from "./state";
+import { watchPaths, Watcher } from "./watch";
+import { FILE_NAMES } from "./wellknown";
+
+export interface ProxyOptions {
+  log?: Logger;
+  /** SO_ORIGINAL_DST by default; injectable for tests of the transparent paths. */
+  originalDestination?: OriginalDestinationLookup;
+  /** Reload timing (tests shorten it). */
+  watch?: { debounceMs?: number; pollMs?: number };
+}
+
+export interface RunningProxy {
+  readonly ctx: ProxyContext;
+  /** Bound ports, in the order of settings.inbound / settings.outbound. */
+  readonly inboundPorts: number[];
+  readonly outboundPorts: number[];
+  readonly adminPort: number;
+  /** Re-reads config and identity now (the watcher does this on file changes). */
+  reload(): void;
+  /** Stops accepting, lets open connections finish up to deadlineMs, then closes everything. */
+  shutdown(deadlineMs?: number): Promise<{ leftOpen: number }>;
+}
+
+const LISTEN_OPTIONS: net.ServerOpts = {
+  allowHalfOpen: true,
+  pauseOnConnect: true,
+  noDelay: true,
+  keepAlive: true,
+  keepAliveInitialDelay: 60_000, // Frees half-open peers (catalogue #29).
+};
+
+function listen(server: net.Server | http.Server, host: string, port: number, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port} (${what}): ${error.code ?? error.message}`));
+    server.once("error", onError);
+    server.listen({ host, port, backlog: 4096 }, () => {
+      server.off("error", onError);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+function hashFiles(files: string[]): string {
+  const hash = createHash("sha256");
+  for (const file of files) {
+    try {
+      hash.update(fs.readFileSync(file));
+    } catch (error) {
+      hash.update(`missing:${(error as NodeJS.ErrnoException).code}`);
+    }
+    hash.update("\0");
+  }
+  return hash.digest("hex");
+}
+
+export async function startProxy(settings: Settings, options: ProxyOptions = {}): Promise<RunningProxy> {
+  const log = options.log ?? new Logger();
+  const metrics = new Metrics();
+  const ctx: ProxyContext = {
+    config: settings.config,
+    transport: settings.transport,
+    log,
+    metrics,
+    connections: new Connections(),
+    originalDestination: options.originalDestination ?? originalDestination,
+    draining: false,
+  };
+  metrics.certificateExpiry(() => ctx.identity?.notAfter);
+  const pool = new TunnelPool(ctx);
+
+  const configFiles =
+    settings.source.kind === "directory"
+      ? [path.join(settings.source.path, FILE_NAMES.workload), path.join(settings.source.path, FILE_NAMES.directory)]
+      : [settings.source.path];
+  const idFiles = Object.values(identityFiles(settings.identityDir));
+  let configHash = hashFiles(configFiles);
+  let identityKey: string | undefined;
+
+  const reloadIdentity = () => {
+    const { workload } = ctx.config;
+    const key = hashFiles(idFiles) + workload.workload.spiffeId + workload.trustDomain;
+    if (key === identityKey) return;
+    try {
+      const identity = buildIdentity(readIdentityFiles(settings.identityDir), workload.trustDomain, workload.workload.spiffeId);
+      identityKey = key;
+      const first = ctx.identity === undefined;
+      ctx.identity = identity;
+      pool.retire(identity.fingerprint);
+      metrics.reloads.inc({ kind: "identity", outcome: "applied" });
+      log.info(first ? "identity loaded" : "identity reloaded", { spiffeId: identity.spiffeId, notAfter: identity.notAfter.toISOString() });
+    } catch (error) {
+      if (!(error instanceof IdentityError)) throw error;
+      identityKey = key; // Do not retry the same broken files on every poll; a change retries.
+      metrics.reloads.inc({ kind: "identity", outcome: "rejected" });
+      log.error(ctx.identity ? "identity reload rejected, keeping the previous identity" : "identity not loaded", {
+        dir: settings.identityDir,
+        error: error.message,
+      });
+    }
+  };
+
+  const reloadConfig = () => {
+    const hash = hashFiles(configFiles);
+    if (hash === configHash) return;
+    configHash = hash;
+    try {
+      ctx.config = loadMeshConfig(settings.source);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      metrics.reloads.inc({ kind: "config", outcome: "rejected" });
+      log.error("config reload rejected, keeping the previous config", { error: error.message });
+      return;
+    }
+    metrics.reloads.inc({ kind: "config", outcome: "applied" });
+    const closed = ctx.connections.closeNonConforming(ctx.config, "no longer allowed after a config change");
+    log.info("config reloaded", { closedConnections: closed });
+  };
+
+  const reload = () => {
+    reloadConfig();
+    reloadIdentity(); // The expected ID comes from the config.
+  };
+  reloadIdentity();
+
+  const servers: net.Server[] = [];
+  const admin = createAdminServer(ctx, {
+    ready: () => {
+      if (ctx.draining) return { ready: false, reason: "draining" };
+      if (!ctx.identity) return { ready: false, reason: "no identity loaded" };
+      return { ready: true };
+    },
+  });
+  let watcher: Watcher | undefined;
+  try {
+    const inboundPorts: number[] = [];
+    for (const listener of settings.inbound) {
+      const server = net.createServer(LISTEN_OPTIONS, inboundHandler(ctx, listener));
+      servers.push(server);
+      inboundPorts.push(await listen(server, listener.host, listener.port, "inbound"));
+    }
+    const outboundPorts: number[] = [];
+    for (const listener of settings.outbound) {
+      const server = net.createServer(LISTEN_OPTIONS, outboundHandler(ctx, listener, pool));
+      servers.push(server);
+      outboundPorts.push(await listen(server, listener.host, listener.port, "outbound"));
+    }
+    const adminPort = await listen(admin, settings.admin.host, settings.admin.port, "admin");
+    watcher = watchPaths([settings.identityDir, ...configFiles.map((f) => path.dirname(f))], reload, options.watch);
+    log.info("proxy started", {
+      inbound: settings.inbound.map((l, i) => ({ ...l, port: inboundPorts[i] })),
+      outbound: settings.outbound.map((l, i) => ({ ...l, port: outboundPorts[i] })),
+      admin: adminPort,
+      transport: settings.transport,
+    });
+
+    let shutdown: Promise<{ leftOpen: number }> | undefined;
+    return {
+      ctx,
+      inboundPorts,
+      outboundPorts,
+      adminPort,
+      reload,
+      shutdown(deadlineMs = ctx.config.workload.limits.drainTimeoutMs) {
+        shutdown ??= (async () => {
+          ctx.draining = true;
+          watcher?.close();
+          for (const server of servers) server.close();
+          pool.closeAll();
+          log.info("draining", { open: ctx.connections.size, deadlineMs });
+          const leftOpen = await ctx.connections.drain(deadlineMs);
+          admin.closeAllConnections?.();
+          await new Promise<void>((resolve) => admin.close(() => resolve()));
+          log.info("stopped", { closedAtDeadline: leftOpen });
+          return { leftOpen };
+        })();
+        return shutdown;
+      },
+    };
+  } catch (error) {
+    watcher?.close();
+    for (const server of servers) server.close();
+    admin.close();
+    throw error;
+  }
+}

@@ -1,0 +1,37 @@
+// What every connection handler looks up: the current config and identity (swapped atomically on
+// reload; a connection reads them once, at its decision points), plus the shared services.
+import * as net from "net";
+import { Connections } from "./connections";
+import { Identity } from "./identity";
+import { Logger } from "./log";
+import { Metrics } from "./metrics";
+import { MeshConfig } from "./settings";
+import { Transport } from "./config";
+
+export type OriginalDestinationLookup = (socket: net.Socket) => { address: string; port: number } | undefined;
+
+export interface ProxyContext {
+  config: MeshConfig;
+  /** Undefined until a valid identity is loaded: TLS paths refuse (fail closed). */
+  identity?: Identity;
+  readonly transport: Transport;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly connections: Connections;
+  readonly originalDestination: OriginalDestinationLookup;
+  /** Set on SIGTERM: listeners are closed, new tunnel streams refused. */
+  draining: boolean;
+}
+
+/** One refusal: one counter bump and one log line with the reason. */
+export function recordRefusal(
+  ctx: ProxyContext,
+  direction: "inbound" | "outbound",
+  mode: string,
+  reason: string,
+  fields: Record<string, unknown> = {},
+): void {
+  ctx.metrics.refusals.inc({ direction, reason });
+  ctx.metrics.connections.inc({ direction, mode, outcome: "refused" });
+  ctx.log.warn("refused", { direction, mode, reason, ...fields });
+}

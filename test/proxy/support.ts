@@ -1,0 +1,213 @@
+// Shared fixtures for the proxy suites: one test PKI per run, identity and config directories on
+// disk (the proxy reads files, as in a pod), an echo backend that counts what reaches it, and
+// in-process proxies on ephemeral loopback ports with their log lines captured.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { createTestMesh, Issued, TestMesh } from "../support/pki";
+import { DirectoryConfigInput, parseWorkloadConfig, stableStringify, Transport, WorkloadConfigInput } from "../../proxy/config";
+import { Logger } from "../../proxy/log";
+import { RunningProxy, startProxy } from "../../proxy/proxy";
+import { InboundListener, loadMeshConfig, OutboundListener } from "../../proxy/settings";
+import { OriginalDestinationLookup } from "../../proxy/state";
+import { parseSpiffeId } from "../../proxy/spiffe";
+
+export const TD = "cluster.local";
+export const SERVER_ID = `spiffe://${TD}/ns/shop/sa/api`;
+export const CLIENT_ID = `spiffe://${TD}/ns/shop/sa/web`;
+
+let meshPromise: Promise<TestMesh> | undefined;
+/** One PKI for the whole run (key generation is the slow part). */
+export function testMesh(): Promise<TestMesh> {
+  meshPromise ??= createTestMesh(TD);
+  return meshPromise;
+}
+
+const tmpRoots: string[] = [];
+export function tmpDir(prefix = "proxy-test-"): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpRoots.push(dir);
+  return dir;
+}
+export function removeTmpDirs(): void {
+  for (const dir of tmpRoots.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function writeIdentity(dir: string, leaf: { chainPem?: string; certPem: string; keyPem: string }, bundlePem: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "tls.crt"), leaf.chainPem ?? leaf.certPem);
+  fs.writeFileSync(path.join(dir, "tls.key"), leaf.keyPem);
+  fs.writeFileSync(path.join(dir, "ca.crt"), bundlePem);
+  return dir;
+}
+
+export function workload(spiffeId: string, overrides: Partial<WorkloadConfigInput> = {}): WorkloadConfigInput {
+  const parsed = parseSpiffeId(spiffeId);
+  if (!parsed.ok || !parsed.id.namespace || !parsed.id.serviceAccount) throw new Error(`not a workload ID: ${spiffeId}`);
+  const ns = parsed.id.namespace;
+  const sa = parsed.id.serviceAccount;
+  return {
+    version: 1,
+    trustDomain: TD,
+    workload: { namespace: ns, name: sa, serviceAccount: sa, spiffeId },
+    inbound: { defaultMode: "strict", ports: [] },
+    limits: { handshakeTimeoutMs: 1500, sniffTimeoutMs: 150 },
+    ...overrides,
+  };
+}
+
+export function writeConfig(dir: string, w: WorkloadConfigInput, d: DirectoryConfigInput = { version: 1, services: [] }): string {
+  fs.mkdirSync(dir, { recursive: true });
+  parseWorkloadConfig(w); // Fail early in the test, not in the proxy.
+  fs.writeFileSync(path.join(dir, "workload.json"), stableStringify(w));
+  fs.writeFileSync(path.join(dir, "directory.json"), stableStringify(d));
+  return dir;
+}
+
+export interface TestProxy {
+  proxy: RunningProxy;
+  logs: Array<Record<string, unknown>>;
+  configDir: string;
+  identityDir: string;
+  /** Log lines with msg "refused" and this reason. */
+  refusals(reason?: string): Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export interface TestProxyOptions {
+  leaf: Issued & { chainPem?: string };
+  bundlePem: string;
+  workload: WorkloadConfigInput;
+  directory?: DirectoryConfigInput;
+  inbound?: InboundListener[];
+  outbound?: OutboundListener[];
+  transport?: Transport;
+  originalDestination?: OriginalDestinationLookup;
+}
+
+const running = new Set<TestProxy>();
+
+export async function startTestProxy(o: TestProxyOptions): Promise<TestProxy> {
+  const root = tmpDir();
+  const identityDir = writeIdentity(path.join(root, "identity"), o.leaf, o.bundlePem);
+  const configDir = writeConfig(path.join(root, "config"), o.workload, o.directory);
+  const logs: Array<Record<string, unknown>> = [];
+  const source = { kind: "directory" as const, path: configDir };
+  const proxy = await startProxy(
+    {
+      source,
+      identityDir,
+      config: loadMeshConfig(source),
+      inbound: o.inbound ?? [],
+      outbound: o.outbound ?? [],
+      admin: { host: "127.0.0.1", port: 0 },
+      transport: o.transport ?? "tcp",
+    },
+    {
+      log: new Logger("debug", (line) => logs.push(JSON.parse(line))),
+      originalDestination: o.originalDestination ?? (() => undefined),
+      watch: { debounceMs: 30, pollMs: 200 },
+    },
+  );
+  const handle: TestProxy = {
+    proxy,
+    logs,
+    configDir,
+    identityDir,
+    refusals: (reason) => logs.filter((l) => l.msg === "refused" && (reason === undefined || l.reason === reason)),
+    async stop() {
+      running.delete(handle);
+      await proxy.shutdown(0);
+    },
+  };
+  running.add(handle);
+  return handle;
+}
+
+export async function stopAllProxies(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop()));
+}
+
+/** A backend that echoes and records every connection and every byte it receives. */
+export interface Backend {
+  port: number;
+  accepted: number;
+  bytesReceived: number;
+  server: net.Server;
+  sockets: Set<net.Socket>;
+  close(): Promise<void>;
+}
+
+export type BackendBehaviour = (socket: net.Socket, backend: Backend) => void;
+
+export const echo: BackendBehaviour = (socket) => socket.pipe(socket);
+
+export async function startBackend(behaviour: BackendBehaviour = echo): Promise<Backend> {
+  const sockets = new Set<net.Socket>();
+  const backend: Backend = {
+    port: 0,
+    accepted: 0,
+    bytesReceived: 0,
+    server: net.createServer({ allowHalfOpen: true }),
+    sockets,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        backend.server.close(() => resolve());
+      }),
+  };
+  backend.server.on("connection", (socket) => {
+    backend.accepted++;
+    sockets.add(socket);
+    socket.on("data", (chunk: Buffer) => (backend.bytesReceived += chunk.length));
+    socket.on("error", () => undefined);
+    socket.once("close", () => sockets.delete(socket));
+    behaviour(socket, backend);
+  });
+  await new Promise<void>((resolve) => backend.server.listen(0, "127.0.0.1", resolve));
+  backend.port = (backend.server.address() as net.AddressInfo).port;
+  return backend;
+}
+
+export function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host, allowHalfOpen: true });
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+/** Sends payload, half-closes, and collects everything until the other side closes. */
+export async function exchange(port: number, payload: Buffer | string, host = "127.0.0.1"): Promise<Buffer> {
+  const socket = await connect(port, host);
+  return collect(socket, payload);
+}
+
+export function collect(socket: net.Socket, payload?: Buffer | string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", () => undefined);
+    socket.once("close", () => resolve(Buffer.concat(chunks)));
+    if (payload !== undefined) socket.end(payload);
+  });
+}
+
+export function sha256(data: Buffer): string {
+  return crypto.createHash("sha256").update(data).digest("hex");
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until check() is truthy or fails after timeoutMs. */
+export async function waitFor<T>(check: () => T | undefined | false, timeoutMs = 5000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
