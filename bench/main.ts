@@ -10,12 +10,12 @@ import { freePorts, killAllNow, lastLines, stop, stopAll } from "./processes";
 import { createTopology, deleteAllNamespaces, isRoot, Topology, TopologyName } from "./topology";
 import { writePki, BenchPki } from "./pki";
 import { startBackend } from "./backend";
-import { startSystem, ALL_SYSTEMS, DEFAULT_SYSTEMS, SystemName, LABELS, isOurs } from "./systems";
+import { startSystem, ALL_SYSTEMS, DEFAULT_SYSTEMS, SystemName, LABELS, isOurs, primaryOurs } from "./systems";
 import { oursAvailable, OursOptions } from "./ours";
 import { measure, Durations } from "./workloads";
 import { probeTls } from "./tlsprobe";
 import { RoundRun, summarize, checkTargets } from "./summary";
-import { runControlPlane, ControlPlaneResult } from "./controlplane";
+import { runControlPlane, ControlPlaneResult, controlPlaneMissed, profileControlPlane, ControlPlaneProfile } from "./controlplane";
 import { profileOurs, ProfileSummary } from "./profile";
 import { writeReport, BenchResults } from "./report";
 
@@ -167,16 +167,18 @@ async function main(): Promise<void> {
   const summaries = Object.fromEntries(
     topologies.map((t) => [t, Object.fromEntries(systems.map((s) => [s, summarize(runs, t, s)]))]),
   );
-  const targets = systems.includes("ours") && systems.includes("haproxy")
-    ? Object.fromEntries(topologies.map((t) => [t, checkTargets(summaries[t].ours, summaries[t].haproxy)]))
+  const oursMain = primaryOurs(systems);
+  const targets = oursMain && systems.includes("haproxy")
+    ? Object.fromEntries(topologies.map((t) => [t, checkTargets(summaries[t][oursMain], summaries[t].haproxy)]))
     : {};
 
   let profile: ProfileSummary | undefined;
   const missed = Object.values(targets).flat().some((t) => t.met === false);
-  if (systems.some(isOurs) && (o.profile === "always" || (o.profile === "auto" && missed))) {
+  if (oursMain && (o.profile === "always" || (o.profile === "auto" && missed))) {
     progress("profiling our proxy under keep-alive and churn load (node --cpu-prof)");
     try {
-      profile = await profileOurs({ pki, rawDir, ours, seconds: Math.max(2, d.saturationSeconds), progress });
+      const transport = oursMain === "ours-h2" ? "h2" : oursMain === "ours-tcp" ? "tcp" : ours.transport;
+      profile = await profileOurs({ pki, rawDir, ours: { ...ours, transport }, seconds: Math.max(2, d.saturationSeconds), progress });
     } catch (err) {
       progress(`profile FAILED: ${(err as Error).message}`);
     }
@@ -187,13 +189,23 @@ async function main(): Promise<void> {
     progress(`control plane: ${cpSizes.join(" / ")} MeshedWorkloads under the Pulumi mock runtime`);
     controlPlane = await runControlPlane(cpSizes, progress);
   }
+  let controlPlaneProfile: ControlPlaneProfile | undefined;
+  if (cpSizes.length && (o.profile === "always" || (o.profile === "auto" && controlPlaneMissed(controlPlane)))) {
+    const n = Math.min(100, Math.max(...cpSizes));
+    progress(`profiling the control plane with ${n} workloads (node --cpu-prof)`);
+    try {
+      controlPlaneProfile = await profileControlPlane(n, rawDir);
+    } catch (err) {
+      progress(`control-plane profile FAILED: ${(err as Error).message}`);
+    }
+  }
 
   const results: BenchResults = {
     meta: {
       date: new Date().toISOString(), mode, rounds, topologies, systems, durations: d, seconds: Math.round((Date.now() - started) / 1000),
       versions: versions(ours.node), root: isRoot(), command: process.argv.slice(2).join(" "),
     },
-    runs, summaries, targets, controlPlane, profile,
+    runs, summaries, targets, controlPlane, controlPlaneProfile, profile,
   };
   const written = writeReport(results, outDir);
   progress(`done in ${results.meta.seconds}s: ${written.join(", ")}`);

@@ -17,9 +17,14 @@ export interface ProfileEntry {
   selfPercent: number;
 }
 
+export interface AreaEntry {
+  area: string;
+  selfPercent: number;
+}
+
 export interface ProfileSummary {
   load: string;
-  sides: { side: "client" | "server"; file: string; totalMs: number; top: ProfileEntry[] }[];
+  sides: { side: "client" | "server"; file: string; totalMs: number; top: ProfileEntry[]; byArea: AreaEntry[] }[];
 }
 
 interface CpuProfile {
@@ -29,7 +34,7 @@ interface CpuProfile {
 }
 
 /** Self time per function (all nodes of the same function summed), idle time left out. */
-export function topFunctions(profile: CpuProfile, n = 15): { totalMs: number; top: ProfileEntry[] } {
+export function topFunctions(profile: CpuProfile, n = 15): { totalMs: number; top: ProfileEntry[]; byArea: AreaEntry[] } {
   const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
   const self = new Map<string, { fn: string; loc: string; us: number }>();
   let total = 0;
@@ -37,18 +42,35 @@ export function topFunctions(profile: CpuProfile, n = 15): { totalMs: number; to
     const f = byId.get(id);
     const dt = profile.timeDeltas[i] ?? 0;
     if (!f || f.functionName === "(idle)") return;
-    const loc = f.url ? `${f.url.replace(/^file:\/\//, "").replace(/^.*\/(dist|node_modules)\//, "$1/")}:${f.lineNumber + 1}` : "";
+    const loc = f.url ? `${f.url.replace(/^file:\/\//, "").replace(/^.*?\/(dist|node_modules)\//, "$1/")}:${f.lineNumber + 1}` : "";
     const key = `${f.functionName}@${loc}`;
     const e = self.get(key) ?? { fn: f.functionName || "(anonymous)", loc, us: 0 };
     e.us += dt;
     self.set(key, e);
     total += dt;
   });
+  // Self time by area (a package, a folder of ours, Node internals, GC): which layer is expensive.
+  const areas = new Map<string, number>();
+  for (const e of self.values()) {
+    const area = areaOf(e.fn, e.loc);
+    areas.set(area, (areas.get(area) ?? 0) + e.us);
+  }
+  const byArea = [...areas.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([area, us]) => ({ area, selfPercent: Math.round((us / total) * 1000) / 10 }));
   const top = [...self.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, n)
     .map((e) => ({ function: e.fn, location: e.loc, selfPercent: Math.round((e.us / total) * 1000) / 10 }));
-  return { totalMs: Math.round(total / 1000), top };
+  return { totalMs: Math.round(total / 1000), top, byArea };
+}
+
+function areaOf(fn: string, loc: string): string {
+  if (!loc) return fn.startsWith("(") ? fn : "(native)";
+  if (loc.startsWith("node:")) return "node internals";
+  const m = /^(node_modules\/(?:@[^/]+\/)?[^/]+|dist\/[^/]+(?:\/[^/]+)?)\//.exec(loc);
+  return m ? m[1] : "other";
 }
 
 export async function profileOurs(o: { pki: BenchPki; rawDir: string; ours: OursOptions; seconds: number; progress(l: string): void }): Promise<ProfileSummary> {

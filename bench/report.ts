@@ -3,10 +3,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { RoundRun, SystemSummary, TargetCheck, Stat, PERCENTILES } from "./summary";
-import { SystemName, LABELS } from "./systems";
+import { SystemName, LABELS, primaryOurs } from "./systems";
 import { TopologyName } from "./topology";
 import { Durations } from "./workloads";
-import { ControlPlaneResult } from "./controlplane";
+import { ControlPlaneResult, ControlPlaneProfile } from "./controlplane";
 import { ProfileSummary } from "./profile";
 
 export interface BenchResults {
@@ -26,6 +26,7 @@ export interface BenchResults {
   summaries: Record<string, Record<string, SystemSummary>>;
   targets: Record<string, TargetCheck[]>;
   controlPlane: ControlPlaneResult[];
+  controlPlaneProfile?: ControlPlaneProfile;
   profile?: ProfileSummary;
 }
 
@@ -83,7 +84,7 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   for (const t of m.topologies) {
     const checks = r.targets[t];
     if (checks?.length) {
-      out.push(`## Targets, ${t}`, ``);
+      out.push(`## Targets, ${t} (${LABELS[primaryOurs(m.systems)!]} vs the HAProxy pair)`, ``);
       out.push(`| target | ours | HAProxy | ours / HAProxy | verdict |`, `|---|---|---|---|---|`);
       for (const c of checks) {
         const ref = c.target.includes("HAProxy") ? num(c.reference, 3) : `limit ${num(c.reference, 3)}`;
@@ -100,13 +101,14 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     const sums = r.summaries[t];
     const systems = m.systems.filter((s) => sums[s]);
     const rates = m.durations.rates;
+    const mine = primaryOurs(m.systems);
     out.push(`## Results, ${t}`, ``);
     out.push(`| metric | ${systems.map((s) => LABELS[s]).join(" | ")} | ours / HAProxy |`);
     out.push(`|---|${systems.map(() => "---").join("|")}|---|`);
     for (const row of resultRows(rates)) {
       const values = systems.map((s) => cell(row.get(sums[s]), row.digits));
       if (values.every((v) => v === "–")) continue;
-      const rel = row.vsHaproxy && sums.ours && sums.haproxy ? ratio(row.get(sums.ours), row.get(sums.haproxy)) : "";
+      const rel = row.vsHaproxy && mine && sums[mine] && sums.haproxy ? ratio(row.get(sums[mine]), row.get(sums.haproxy)) : "";
       out.push(`| ${row.label} | ${values.join(" | ")} | ${rel} |`);
     }
     out.push(``);
@@ -126,17 +128,27 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
 
   if (r.controlPlane.length) {
     out.push(`## Control plane (MeshedWorkloads under the Pulumi mock runtime, one child process per size)`, ``);
-    out.push(`| workloads | seconds | ms per workload | peak RSS MB | heap used MB | resources | resources per workload | note |`, `|---|---|---|---|---|---|---|---|`);
+    out.push(`| workloads | seconds | ms per workload | peak RSS MB | heap used MB | resources (all) | resources per workload | note |`, `|---|---|---|---|---|---|---|---|`);
     for (const c of r.controlPlane) {
-      out.push(`| ${c.workloads} | ${num(c.seconds)} | ${num(c.seconds * 1000 / c.workloads)} | ${num(c.maxRssMB)} | ${num(c.heapUsedMB)} | ${c.resources ?? "–"} | ${c.resources ? num(c.resources / c.workloads) : "–"} | ${c.error ?? ""} |`);
+      const per = c.workloadResources !== undefined ? num(c.workloadResources / c.workloads) : "–";
+      out.push(`| ${c.workloads} | ${num(c.seconds)} | ${num(c.seconds * 1000 / c.workloads)} | ${num(c.maxRssMB)} | ${num(c.heapUsedMB)} | ${c.resources ?? "–"} | ${per} | ${c.error ?? ""} |`);
     }
+    out.push(``);
+  }
+
+  if (r.controlPlaneProfile) {
+    const p = r.controlPlaneProfile;
+    out.push(`Where the control plane's time goes (${p.workloads} workloads under \`node --cpu-prof\`, ${p.totalMs} ms of samples, self time):`, ``);
+    out.push(`By area: ${p.byArea.map((a) => `${a.area} ${a.selfPercent}%`).join(", ")}.`, ``);
+    out.push(`| self % | function | where |`, `|---|---|---|`);
+    for (const e of p.top) out.push(`| ${e.selfPercent} | \`${e.function}\` | ${e.location} |`);
     out.push(``);
   }
 
   if (r.profile) {
     out.push(`## CPU profile of our proxy under load`, ``, `Load: ${r.profile.load}. Self time, idle excluded.`, ``);
     for (const s of r.profile.sides) {
-      out.push(`${s.side} side (${s.totalMs} ms of CPU samples):`, ``, `| self % | function | where |`, `|---|---|---|`);
+      out.push(`${s.side} side (${s.totalMs} ms of CPU samples). By area: ${s.byArea.map((a) => `${a.area} ${a.selfPercent}%`).join(", ")}.`, ``, `| self % | function | where |`, `|---|---|---|`);
       for (const e of s.top) out.push(`| ${e.selfPercent} | \`${e.function}\` | ${e.location} |`);
       out.push(``);
     }

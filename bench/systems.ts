@@ -12,6 +12,9 @@ export const DEFAULT_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "ngin
  * application connection. */
 export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp"];
 export const isOurs = (s: SystemName) => s.startsWith("ours");
+/** The variant of our proxy the targets are checked on: "ours" (its default transport) when it
+ * ran, else the first pinned variant that did. */
+export const primaryOurs = (systems: SystemName[]): SystemName | undefined => (systems.includes("ours") ? "ours" : systems.find(isOurs));
 export const LABELS: Record<SystemName, string> = {
   direct: "direct (no proxy)",
   ours: "mesh-proxy (ours)",
