@@ -27,7 +27,8 @@ const server = http.createServer((req, res) => {
     res.end('{"status":"ok"}\n');
     return;
   }
-  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "x-app-name": "http-echo", "x-app-version": "1.0.0" });
+  // x-served-by is the harness's addition (the real image has no such header): which replica answered.
+  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "x-app-name": "http-echo", "x-app-version": "1.0.0", "x-served-by": process.env.HOSTNAME ?? "" });
   res.end(text + "\n");
 });
 server.keepAliveTimeout = 60_000;
