@@ -190,15 +190,15 @@ export function renderSvg(r: BenchResults): string {
   const colors: Record<string, string> = { ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", nginx: "#3a9a4a", stunnel: "#c0782b" };
   const W = 860, panelH = 260, top = 40, left = 50, groupW = (W - left - 20) / metrics.length;
   const panels = r.meta.topologies.filter((t) => r.summaries[t]?.haproxy);
-  const H = top + panels.length * (panelH + 60) + 30;
+  const H = top + panels.length * (panelH + 80) + 30;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${left}" y="22" font-size="15" font-weight="bold">Ratio to the HAProxy pair (higher is better; dashed = HAProxy, red tick = target)</text>`,
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">Ratio to the HAProxy pair (higher is better; dashed = HAProxy; red = our target)</text>`,
   ];
   panels.forEach((t, pi) => {
     const sums = r.summaries[t];
-    const y0 = top + pi * (panelH + 60) + 20;
+    const y0 = top + pi * (panelH + 80) + 20;
     const ratios = metrics.map((mt) =>
       systems.map((s) => {
         const a = mt.get(sums[s])?.median, h = mt.get(sums.haproxy)?.median;
@@ -229,10 +229,11 @@ export function renderSvg(r: BenchResults): string {
       }
       parts.push(`<text x="${gx + groupW / 2}" y="${y0 + panelH + 16}" text-anchor="middle">${mt.label}</text>`);
     });
-    systems.forEach((s, si) => {
-      const lx = left + si * 170;
+    let lx = left;
+    systems.forEach((s) => {
       parts.push(`<rect x="${lx}" y="${y0 + panelH + 28}" width="12" height="12" fill="${colors[s] ?? "#888"}"/>`);
       parts.push(`<text x="${lx + 16}" y="${y0 + panelH + 38}">${LABELS[s]}</text>`);
+      lx += 40 + LABELS[s].length * 7;
     });
   });
   parts.push(`</svg>`);
