@@ -211,3 +211,52 @@ export async function waitFor<T>(check: () => T | undefined | false, timeoutMs =
     await sleep(20);
   }
 }
+
+export interface TlsAttempt {
+  /** The client saw its handshake complete (in TLS 1.3 a refused client cert still gets here). */
+  secure: boolean;
+  error?: string;
+  /** Everything the client read before the connection closed. */
+  received: Buffer;
+}
+
+/**
+ * A raw TLS client against a proxy port: handshakes with `options`, writes `payload` once
+ * secure, and reads until close. Never rejects: refusals are the expected outcome.
+ */
+export function tlsAttempt(port: number, options: import("tls").ConnectionOptions, payload = "PAYLOAD"): Promise<TlsAttempt> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const tls = require("tls") as typeof import("tls");
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let secure = false;
+    let error: string | undefined;
+    const socket = tls.connect({ host: "127.0.0.1", port, checkServerIdentity: () => undefined, ...options });
+    socket.once("secureConnect", () => {
+      secure = true;
+      socket.end(payload);
+    });
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", (e: NodeJS.ErrnoException) => (error ??= e.code ?? e.message));
+    socket.once("close", () => resolve({ secure, error, received: Buffer.concat(chunks) }));
+    setTimeout(() => socket.destroy(), 8000).unref();
+  });
+}
+
+/** Sends raw bytes, optionally half-closes, and resolves when the proxy closes the connection. */
+export function rawAttempt(port: number, bytes: Buffer, o: { end?: boolean } = {}): Promise<{ received: Buffer; ms: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on("connect", () => {
+      if (bytes.length) socket.write(bytes);
+      if (o.end) socket.end();
+    });
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", () => undefined);
+    socket.on("end", () => socket.end());
+    socket.once("close", () => resolve({ received: Buffer.concat(chunks), ms: Date.now() - started }));
+    setTimeout(() => socket.destroy(), 10_000).unref();
+  });
+}
