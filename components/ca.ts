@@ -2,7 +2,7 @@
 // intermediate issuer that signs workload leaves (Linkerd's "trust anchor + issuer" model).
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { CA_ALLOWED_USES, DEFAULTS, KEY_ALGORITHM, renewalGeneration, renewalProblem, trustBundle } from "./identity";
+import { CA_ALLOWED_USES, DEFAULTS, KEY_ALGORITHM, renewalGeneration, trustBundle } from "./identity";
 import { MeshInputError, checkPositiveHours, componentLabel } from "./validate";
 
 export interface CertificateAuthorityArgs {
@@ -79,7 +79,7 @@ export class CertificateAuthority extends pulumi.ComponentResource {
     const issuerValidityHours = checkPositiveHours(label, "issuerValidityHours", args.issuerValidityHours ?? DEFAULTS.issuerValidityHours);
     const issuerRenewBeforeHours = checkPositiveHours(label, "issuerRenewBeforeHours", args.issuerRenewBeforeHours ?? DEFAULTS.issuerRenewBeforeHours);
     const schedule = { validityHours: issuerValidityHours, renewBeforeHours: issuerRenewBeforeHours };
-    if (renewalProblem(schedule)) {
+    if (issuerRenewBeforeHours >= issuerValidityHours) {
       throw new MeshInputError(label, "issuerRenewBeforeHours", `is ${issuerRenewBeforeHours}, not less than issuerValidityHours (${issuerValidityHours})`, "renew before the issuer expires: make it smaller than issuerValidityHours");
     }
     const organization = args.organization ?? "pulumi-mtls-mesh";

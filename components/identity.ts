@@ -30,15 +30,14 @@ export interface RenewalSchedule {
   renewBeforeHours: number;
 }
 
-/** Why a schedule is impossible, or undefined. */
-export function renewalProblem(s: RenewalSchedule): string | undefined {
-  if (s.renewBeforeHours >= s.validityHours) {
-    return `renewBeforeHours (${s.renewBeforeHours}) must be less than validityHours (${s.validityHours})`;
-  }
-  return undefined;
-}
-
 const HOUR_MS = 3_600_000;
+
+/** The schedule's period and this certificate's stable offset into it, in ms. */
+function periodOf(schedule: RenewalSchedule, stagger: string): { periodMs: number; offsetMs: number } {
+  const periodMs = (schedule.validityHours - schedule.renewBeforeHours) * HOUR_MS;
+  const offsetMs = stagger === "" ? 0 : createHash("sha256").update(stagger).digest().readUInt32BE(0) % periodMs;
+  return { periodMs, offsetMs };
+}
 
 /**
  * The renewal generation of a certificate at time `nowMs`: an integer that changes every
@@ -52,20 +51,17 @@ const HOUR_MS = 3_600_000;
  * stable offset so that the leaves of a mesh do not all renew in the same run.
  *
  * @pulumi/tls alone never renews on a plain `pulumi up` (pulumi-tls issue 39: `readyForRenewal`
- * only flips on refresh); this closes that gap.
+ * only flips on refresh); this closes that gap. Callers ensure renewBeforeHours < validityHours.
  */
 export function renewalGeneration(nowMs: number, schedule: RenewalSchedule, stagger = ""): number {
-  const periodMs = (schedule.validityHours - schedule.renewBeforeHours) * HOUR_MS;
-  const offsetMs = stagger === "" ? 0 : createHash("sha256").update(stagger).digest().readUInt32BE(0) % periodMs;
+  const { periodMs, offsetMs } = periodOf(schedule, stagger);
   return Math.floor((nowMs + offsetMs) / periodMs);
 }
 
 /** When the generation that is current at `nowMs` ends (the next scheduled renewal), as ISO time. */
 export function nextRenewalAt(nowMs: number, schedule: RenewalSchedule, stagger = ""): string {
-  const periodMs = (schedule.validityHours - schedule.renewBeforeHours) * HOUR_MS;
-  const offsetMs = stagger === "" ? 0 : createHash("sha256").update(stagger).digest().readUInt32BE(0) % periodMs;
-  const generation = renewalGeneration(nowMs, schedule, stagger);
-  return new Date((generation + 1) * periodMs - offsetMs).toISOString();
+  const { periodMs, offsetMs } = periodOf(schedule, stagger);
+  return new Date((renewalGeneration(nowMs, schedule, stagger) + 1) * periodMs - offsetMs).toISOString();
 }
 
 /** tls.crt: the leaf followed by its issuer chain (intermediate), as TLS servers send it. */

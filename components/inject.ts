@@ -221,10 +221,10 @@ export function containerPorts(podSpec: PodSpecLike): number[] {
   return sortedUnique(podSpec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
 }
 
+/** NetworkPolicy cannot select by service account, so meshed pods carry theirs as a label. */
+export const SERVICE_ACCOUNT_LABEL = "mtls-mesh.io/service-account";
+
 /** Labels every meshed pod carries (selectors and NetworkPolicy peers use them). */
 export function meshPodLabels(workload: string, serviceAccount: string): Record<string, string> {
   return { [LABELS.meshed]: "true", [LABELS.workload]: workload, [SERVICE_ACCOUNT_LABEL]: serviceAccount };
 }
-
-/** NetworkPolicy cannot select by service account, so meshed pods carry theirs as a label. */
-export const SERVICE_ACCOUNT_LABEL = "mtls-mesh.io/service-account";

@@ -13,7 +13,7 @@ import type { Probe } from "../proxy/config";
 import type { Mesh } from "./mesh";
 import type { MeshWorkloadRef } from "./meshed-workload";
 import { WorkloadIdentity } from "./workload-identity";
-import { PodSpecLike, containerPorts, injectSidecar, meshPodLabels } from "./inject";
+import { InjectionError, PodSpecLike, containerPorts, injectSidecar, meshPodLabels } from "./inject";
 import { PortPlan, WorkloadPort, planPorts } from "./ports";
 import { checkDns1123Label, checkOptionalMode, componentLabel, MeshInputError } from "./validate";
 
@@ -145,7 +145,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     }
     const ports = containerPorts(podSpec);
     const plan = planPorts({ label, field: "ports", ports: this.ports, containerPorts: ports, excludeInboundPorts: this.mesh.excludeInboundPorts, modes: { mesh: this.mesh.defaultMode, namespace: this.mesh.namespaceModes[this.namespace], workload: this.mode } });
-    const injected = injectSidecar(podSpec, {
+    const inject = () => injectSidecar(podSpec, {
       proxyImage: this.mesh.proxyImage,
       inboundPorts: plan.redirectPorts,
       identitySecretName: this.identity.secretName,
@@ -156,6 +156,13 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       excludeInboundPorts: this.mesh.excludeInboundPorts,
       proxyResources: this.mesh.proxyResources,
     });
+    let injected;
+    try {
+      injected = inject();
+    } catch (e) {
+      if (e instanceof InjectionError) throw new MeshInputError(label, "spec.template.spec", e.message, "remove the clashing container or volume, or do not mesh this Deployment twice");
+      throw e;
+    }
     if (!this.seen) {
       this.seen = true;
       this.podFacts.resolve({ probes: injected.probes, containerPorts: ports });

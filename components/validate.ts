@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { MODES, Mode, RESERVED_PORTS } from "../proxy/wellknown";
-import { parseSpiffeId, trustDomainProblem } from "../proxy/spiffe";
+import { trustDomainProblem } from "../proxy/spiffe";
 
 /** A refused input. `pulumi up` prints the message and exits cleanly, no stack trace. */
 export class MeshInputError extends pulumi.RunError {
@@ -102,12 +102,6 @@ export function checkServiceAccountRef(component: string, field: string, value: 
     );
   }
   return { namespace: parts[0], serviceAccount: parts[1] };
-}
-
-export function checkSpiffeId(component: string, field: string, value: string): string {
-  const parsed = parseSpiffeId(value);
-  if (!parsed.ok) throw new MeshInputError(component, field, `gives an invalid SPIFFE ID ${JSON.stringify(value)} (${parsed.reason})`, "use DNS-1123 names");
-  return value;
 }
 
 /** CIDR like 10.0.0.0/8 or fd00::/8. */

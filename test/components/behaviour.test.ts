@@ -1,7 +1,7 @@
 // What users rely on: re-runs preview nothing, a policy edit or a mode flip touches only config
 // objects (no pod restarts), bad input is refused at construction with a message naming the
 // component, the field and the fix, and the transform meshes plain Deployments.
-import { Change, diff, directoryJson, find, mocks, object, renderChecked, renderQuickstart, workloadJson } from "./harness";
+import { Change, assertSchemasValid, diff, directoryJson, find, mocks, object, renderChecked, renderQuickstart, workloadJson } from "./harness";
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
@@ -122,7 +122,12 @@ function refuses(program: () => unknown, component: RegExp, field: string, probl
 }
 
 describe("components/behaviour bad input fails at construction", () => {
-  afterEach(async () => settle());
+  beforeEach(() => mocks.reset());
+  // Whatever was registered before the refusal is still schema-valid.
+  afterEach(async () => {
+    await settle();
+    assertSchemasValid(mocks.resources, false);
+  });
   const m = () => new mesh.Mesh("mesh", { now: NOW });
   const workload = (args: Partial<mesh.MeshedWorkloadArgs> & { name?: string }, owner = m()) =>
     new mesh.MeshedWorkload(args.name ?? "api", {
@@ -275,7 +280,7 @@ describe("components/behaviour meshTransform", () => {
     // The engine would fail the ConfigMap's registration with this error.
     const config = (forgotten!.workloadConfig as unknown as { promise(): Promise<string> }).promise();
     await assert.rejects(config, /meshTransform workload "billing\/forgotten": field "workloads" lists a Deployment that the transform never saw within 0.2 s. Fix: attach the transform/);
-    await settled;
+    assertSchemasValid((await settled).resources);
   });
 });
 
