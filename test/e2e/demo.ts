@@ -101,8 +101,9 @@ async function main(): Promise<number> {
         const pidsAfter = run.cluster.pids();
         const restarted = Object.keys(pidsBefore).filter((k) => pidsBefore[k] !== pidsAfter[k]);
         flips.push({ mode, changed: report.changed, templatesChanged: report.templatesChanged, restarted });
+        const kinds = [...new Set(report.changed.map((k) => k.split("/")[0]))];
         progress(
-          `mode → ${mode}: re-rendered; changed ${report.changed.length} objects (${report.changed.join(", ")}); ` +
+          `mode → ${mode}: re-rendered; changed ${report.changed.length} objects (kinds: ${kinds.join(", ") || "none"}); ` +
             `${report.volumesUpdated.length} mounted volumes swapped; pod templates changed: ${report.templatesChanged.length}; ` +
             `containers restarted: ${restarted.length}; proxies reloaded`,
         );

@@ -162,7 +162,7 @@ export class MeshRun {
     if (res.code === 0) {
       const lines = res.stdout.trimEnd().split("\n");
       const status = lines.pop();
-      const body = lines.join("\n");
+      const body = lines.join("\n").trimEnd();
       return { ok: status === "200" && body === server.text, detail: `${status} ${JSON.stringify(body)}`, ms };
     }
     return { ok: false, detail: CURL_REFUSALS[res.code] ?? `curl exit ${res.code}: ${res.stderr.trim()}`, ms };

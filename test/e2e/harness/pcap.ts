@@ -104,6 +104,8 @@ export interface TlsView {
    * for a capture that starts in the middle of a long-lived TLS connection, too.
    */
   recordsOnly: boolean;
+  /** Where record parsing stopped (bytes.length when it reached the end). */
+  parsedTo: number;
 }
 
 const TLS_HANDSHAKE = 22;
@@ -111,12 +113,13 @@ const EXT_SUPPORTED_VERSIONS = 0x002b;
 const TLS13 = 0x0304;
 
 export function tlsView(bytes: Buffer): TlsView {
-  const view: TlsView = { isTls: false, clientHelloOffers13: false, serverHelloSelected13: false, recordTypes: [], recordsOnly: false };
+  const view: TlsView = { isTls: false, clientHelloOffers13: false, serverHelloSelected13: false, recordTypes: [], recordsOnly: false, parsedTo: 0 };
   let off = 0;
   while (off + 5 <= bytes.length) {
     const type = bytes[off];
     const major = bytes[off + 1];
     const len = bytes.readUInt16BE(off + 3);
+    view.parsedTo = off;
     if (![20, 21, 22, 23].includes(type) || major !== 3 || len > 16_384 + 256) return view;
     if (off === 0 && type === TLS_HANDSHAKE) view.isTls = true;
     view.recordTypes.push(type);
@@ -128,6 +131,7 @@ export function tlsView(bytes: Buffer): TlsView {
     off += 5 + len;
   }
   view.recordsOnly = bytes.length > 0;
+  view.parsedTo = bytes.length;
   return view;
 }
 

@@ -1,5 +1,6 @@
 // What a packet capture says about one client's traffic: TLS 1.3 only, or application bytes in
 // clear. Pure, over the streams pcap.ts reassembled.
+import { POD_CIDR } from "./names";
 import { countPlaintext, Stream, tlsView } from "./pcap";
 
 export type WireVerdict = "TLS 1.3" | "TLS (pooled conn.)" | "plaintext" | "no bytes" | "unrecognised";
@@ -13,11 +14,20 @@ export interface WireReport {
   /** Every byte of every such stream is a TLS record. */
   allTls: boolean;
   streams: number;
+  /** Streams that are not TLS records throughout: where parsing stopped and what is there. */
+  nonTls: { key: string; length: number; at: number; next: string }[];
 }
 
-/** Streams to or from `ip` (each connection appears twice on the bridge: before and after DNAT). */
+/**
+ * Streams between `ip` and other pods or Services (each connection appears twice on the bridge:
+ * before and after DNAT). The node's own traffic — kubelet probes, metrics scrapes on the proxy's
+ * plaintext admin port — is not pod traffic and is left out.
+ */
 export function streamsOf(streams: Stream[], ip: string): Stream[] {
-  return streams.filter((s) => s.bytes.length > 0 && (s.key.startsWith(`${ip}:`) || s.key.includes(` -> ${ip}:`)));
+  const node = `${POD_CIDR.gateway}:`;
+  return streams.filter(
+    (s) => s.bytes.length > 0 && (s.key.startsWith(`${ip}:`) || s.key.includes(` -> ${ip}:`)) && !s.key.startsWith(node) && !s.key.includes(` -> ${node}`),
+  );
 }
 
 export function wireReport(streams: Stream[], clientIp: string, needles: string[]): WireReport {
@@ -31,5 +41,8 @@ export function wireReport(streams: Stream[], clientIp: string, needles: string[
   else if (mine.length === 0) verdict = "no bytes";
   else if (allTls) verdict = tls13Handshake ? "TLS 1.3" : "TLS (pooled conn.)";
   else verdict = "unrecognised";
-  return { verdict, plaintextHits, tls13Handshake, allTls, streams: mine.length };
+  const nonTls = mine.flatMap((s, i) =>
+    views[i].recordsOnly ? [] : [{ key: s.key, length: s.bytes.length, at: views[i].parsedTo, next: s.bytes.subarray(views[i].parsedTo, views[i].parsedTo + 16).toString("hex") }],
+  );
+  return { verdict, plaintextHits, tls13Handshake, allTls, streams: mine.length, nonTls };
 }
