@@ -59,10 +59,8 @@ export function workload(spiffeId: string, overrides: Partial<WorkloadConfigInpu
 }
 
 export function writeConfig(dir: string, w: WorkloadConfigInput, d: DirectoryConfigInput = { version: 1, services: [] }): string {
-  fs.mkdirSync(dir, { recursive: true });
   parseWorkloadConfig(w); // Fail early in the test, not in the proxy.
-  fs.writeFileSync(path.join(dir, "workload.json"), stableStringify(w));
-  fs.writeFileSync(path.join(dir, "directory.json"), stableStringify(d));
+  kubeletWrite(dir, { "workload.json": stableStringify(w), "directory.json": stableStringify(d) });
   return dir;
 }
 
@@ -77,7 +75,8 @@ export interface TestProxy {
 }
 
 export interface TestProxyOptions {
-  leaf: Issued & { chainPem?: string };
+  /** Absent: the identity directory starts empty (not ready). */
+  leaf?: Issued & { chainPem?: string };
   bundlePem: string;
   workload: WorkloadConfigInput;
   directory?: DirectoryConfigInput;
@@ -91,7 +90,9 @@ const running = new Set<TestProxy>();
 
 export async function startTestProxy(o: TestProxyOptions): Promise<TestProxy> {
   const root = tmpDir();
-  const identityDir = writeIdentity(path.join(root, "identity"), o.leaf, o.bundlePem);
+  const identityDir = path.join(root, "identity");
+  fs.mkdirSync(identityDir);
+  if (o.leaf) kubeletWrite(identityDir, identityFilesFor(o.leaf, o.bundlePem));
   const configDir = writeConfig(path.join(root, "config"), o.workload, o.directory);
   const logs: Array<Record<string, unknown>> = [];
   const source = { kind: "directory" as const, path: configDir };
@@ -258,5 +259,45 @@ export function rawAttempt(port: number, bytes: Buffer, o: { end?: boolean } = {
     socket.on("end", () => socket.end());
     socket.once("close", () => resolve({ received: Buffer.concat(chunks), ms: Date.now() - started }));
     setTimeout(() => socket.destroy(), 10_000).unref();
+  });
+}
+
+let generation = 0;
+/**
+ * Writes files into `dir` the way the kubelet updates a Secret or ConfigMap volume: a new
+ * timestamped directory, an atomic rename of the `..data` symlink, and per-file symlinks
+ * through `..data`.
+ */
+export function kubeletWrite(dir: string, files: Record<string, string>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = `..${Date.now()}_${++generation}`;
+  fs.mkdirSync(path.join(dir, stamp));
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, stamp, name), content);
+  const previous = fs.existsSync(path.join(dir, "..data")) ? fs.readlinkSync(path.join(dir, "..data")) : undefined;
+  fs.symlinkSync(stamp, path.join(dir, "..data_tmp"));
+  fs.renameSync(path.join(dir, "..data_tmp"), path.join(dir, "..data"));
+  for (const name of Object.keys(files)) {
+    const link = path.join(dir, name);
+    if (!fs.existsSync(link)) fs.symlinkSync(path.join("..data", name), link);
+  }
+  if (previous) fs.rmSync(path.join(dir, previous), { recursive: true, force: true });
+}
+
+export function identityFilesFor(leaf: { chainPem?: string; certPem: string; keyPem: string }, bundlePem: string): Record<string, string> {
+  return { "tls.crt": leaf.chainPem ?? leaf.certPem, "tls.key": leaf.keyPem, "ca.crt": bundlePem };
+}
+
+/** GET on the admin port: status and body. */
+export function adminGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const http = require("http") as typeof import("http");
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path: urlPath }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      })
+      .on("error", reject);
   });
 }

@@ -1,0 +1,204 @@
+// Hot reload through kubelet-style `..data` symlink swaps, readiness, metrics, probes, the
+// connection limit and the SIGTERM drain, all on a running in-process proxy.
+import { strict as assert } from "assert";
+import * as http from "http";
+import * as net from "net";
+import * as tls from "tls";
+import { stableStringify } from "../../proxy/config";
+import { TestMesh } from "../support/pki";
+import {
+  adminGet, Backend, connect, identityFilesFor, kubeletWrite, rawAttempt, removeTmpDirs, SERVER_ID,
+  sleep, startBackend, startTestProxy, stopAllProxies, testMesh, tlsAttempt, waitFor, workload,
+} from "./support";
+
+async function echoOnce(socket: net.Socket, text: string): Promise<string> {
+  const reply = new Promise<string>((resolve) => socket.once("data", (c: Buffer) => resolve(c.toString())));
+  socket.write(text);
+  return reply;
+}
+
+/** The serial number of the certificate the server presents to a fresh connection. */
+function presentedSerial(port: number, client: { cert: string; key: string; ca: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, ...client, checkServerIdentity: () => undefined }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.destroy();
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("proxy/reload", function () {
+  let mesh: TestMesh;
+  let backend: Backend;
+  let clientCreds: { cert: string; key: string; ca: string };
+
+  before(async function () {
+    mesh = await testMesh();
+    backend = await startBackend();
+    const web = await mesh.leaf("shop", "web");
+    clientCreds = { cert: web.chainPem, key: web.keyPem, ca: mesh.bundlePem };
+  });
+  afterEach(stopAllProxies);
+  after(async function () {
+    await backend.close();
+    removeTmpDirs();
+  });
+
+  it("rotates the leaf mid-stream: the open connection survives, the next one gets the new certificate", async function () {
+    const first = await mesh.leaf("shop", "api");
+    const server = await startTestProxy({ leaf: first, bundlePem: mesh.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
+    const port = server.proxy.inboundPorts[0];
+    const open = tls.connect({ host: "127.0.0.1", port, ...clientCreds, checkServerIdentity: () => undefined });
+    await new Promise((resolve) => open.once("secureConnect", resolve));
+    assert.equal(open.getPeerCertificate().serialNumber, first.cert.serialNumber.toUpperCase());
+    assert.equal(await echoOnce(open as unknown as net.Socket, "before"), "before");
+
+    const second = await mesh.leaf("shop", "api");
+    kubeletWrite(server.identityDir, identityFilesFor(second, mesh.bundlePem));
+    await waitFor(() => server.logs.some((l) => l.msg === "identity reloaded"), 5000, "identity reload");
+
+    assert.equal(await echoOnce(open as unknown as net.Socket, "after"), "after", "the open connection survives");
+    assert.equal(await presentedSerial(port, clientCreds), second.cert.serialNumber.toUpperCase(), "the next connection presents the new leaf");
+    open.destroy();
+  });
+
+  it("rejects a corrupt new file and keeps serving the old identity", async function () {
+    const leaf = await mesh.leaf("shop", "api");
+    const server = await startTestProxy({ leaf, bundlePem: mesh.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
+    const port = server.proxy.inboundPorts[0];
+    kubeletWrite(server.identityDir, { ...identityFilesFor(leaf, mesh.bundlePem), "tls.crt": "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n" });
+    await waitFor(() => server.logs.some((l) => l.msg === "identity reload rejected, keeping the previous identity"), 5000, "rejection");
+    const metrics = await adminGet(server.proxy.adminPort, "/metrics");
+    assert.match(metrics.body, /mesh_proxy_reloads_total\{kind="identity",outcome="rejected"\} 1/);
+    assert.equal(await presentedSerial(port, clientCreds), leaf.cert.serialNumber.toUpperCase());
+    assert.equal((await tlsAttempt(port, clientCreds, "still")).received.toString(), "still");
+    assert.equal((await adminGet(server.proxy.adminPort, "/readyz")).status, 200);
+  });
+
+  it("closes connections that a tightened mode no longer allows, keeps the rest (#5), and rejects broken config", async function () {
+    const server = await startTestProxy({
+      leaf: await mesh.leaf("shop", "api"),
+      bundlePem: mesh.bundlePem,
+      workload: workload(SERVER_ID, { inbound: { defaultMode: "permissive", ports: [] } }),
+      inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }],
+    });
+    const port = server.proxy.inboundPorts[0];
+    const plain = await connect(port);
+    assert.equal(await echoOnce(plain, "plain"), "plain");
+    const meshed = tls.connect({ host: "127.0.0.1", port, ...clientCreds, checkServerIdentity: () => undefined });
+    await new Promise((resolve) => meshed.once("secureConnect", resolve));
+    assert.equal(await echoOnce(meshed as unknown as net.Socket, "meshed"), "meshed");
+
+    const plainClosed = new Promise((resolve) => plain.once("end", resolve));
+    kubeletWrite(server.configDir, {
+      "workload.json": stableStringify(workload(SERVER_ID, { inbound: { defaultMode: "strict", ports: [] } })),
+      "directory.json": stableStringify({ version: 1, services: [] }),
+    });
+    await plainClosed;
+    assert.equal(await echoOnce(meshed as unknown as net.Socket, "still meshed"), "still meshed");
+    assert.equal((await rawAttempt(port, Buffer.from("new plaintext"))).received.length, 0);
+    assert.ok(server.refusals("plaintext_on_strict").length >= 1);
+
+    kubeletWrite(server.configDir, { "workload.json": "{ not json", "directory.json": "{}" });
+    await waitFor(() => server.logs.some((l) => l.msg === "config reload rejected, keeping the previous config"), 5000, "config rejection");
+    assert.equal(await echoOnce(meshed as unknown as net.Socket, "old config"), "old config");
+    meshed.destroy();
+  });
+
+  it("is not ready and refuses TLS until an identity is loaded (#32), then becomes ready", async function () {
+    const server = await startTestProxy({ bundlePem: mesh.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
+    const admin = server.proxy.adminPort;
+    assert.equal((await adminGet(admin, "/healthz")).status, 200);
+    const notReady = await adminGet(admin, "/readyz");
+    assert.equal(notReady.status, 503);
+    assert.match(notReady.body, /no identity/);
+    const accepted = backend.accepted;
+    await tlsAttempt(server.proxy.inboundPorts[0], clientCreds);
+    assert.equal(backend.accepted, accepted);
+    assert.equal(server.refusals("no_identity").length, 1);
+
+    kubeletWrite(server.identityDir, identityFilesFor(await mesh.leaf("shop", "api"), mesh.bundlePem));
+    await waitFor(() => server.proxy.ctx.identity, 5000, "identity load");
+    assert.equal((await adminGet(admin, "/readyz")).status, 200);
+    assert.equal((await tlsAttempt(server.proxy.inboundPorts[0], clientCreds, "ready")).received.toString(), "ready");
+  });
+
+  it("exposes the metrics and forwards rewritten kubelet probes to the app", async function () {
+    const app = http.createServer((req, res) => {
+      res.statusCode = req.url === "/healthy" ? 204 : 500;
+      res.end();
+    });
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    const appPort = (app.address() as net.AddressInfo).port;
+    const server = await startTestProxy({
+      leaf: await mesh.leaf("shop", "api"),
+      bundlePem: mesh.bundlePem,
+      workload: workload(SERVER_ID, {
+        probes: [
+          { path: "/app-health/api/livez", port: appPort, targetPath: "/healthy" },
+          { path: "/app-health/api/readyz", port: appPort, targetPath: "/broken" },
+        ],
+      }),
+      inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }],
+    });
+    const admin = server.proxy.adminPort;
+    await tlsAttempt(server.proxy.inboundPorts[0], clientCreds, "count me");
+    await rawAttempt(server.proxy.inboundPorts[0], Buffer.from("plaintext"));
+    const { status, body } = await adminGet(admin, "/metrics");
+    assert.equal(status, 200);
+    for (const name of [
+      'mesh_proxy_connections_total{direction="inbound",mode="strict-mtls",outcome="forwarded"} 1',
+      'mesh_proxy_refusals_total{direction="inbound",reason="plaintext_on_strict"} 1',
+      'mesh_proxy_bytes_total{direction="inbound",flow="to_app"} 8',
+      "mesh_proxy_tls_handshake_seconds_count",
+      "mesh_proxy_certificate_expiry_seconds",
+      "mesh_proxy_active_connections",
+    ]) {
+      assert.ok(body.includes(name), `metrics include ${name}`);
+    }
+    assert.equal((await adminGet(admin, "/app-health/api/livez")).status, 204);
+    assert.equal((await adminGet(admin, "/app-health/api/readyz")).status, 500);
+    assert.equal((await adminGet(admin, "/app-health/api/startupz")).status, 404);
+    app.close();
+  });
+
+  it("refuses connections past maxConnections while existing ones keep working (#33)", async function () {
+    const server = await startTestProxy({
+      leaf: await mesh.leaf("shop", "api"),
+      bundlePem: mesh.bundlePem,
+      workload: workload(SERVER_ID, { inbound: { defaultMode: "disabled", ports: [] }, limits: { maxConnections: 5 } }),
+      inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }],
+    });
+    const port = server.proxy.inboundPorts[0];
+    const held = await Promise.all(Array.from({ length: 5 }, () => connect(port)));
+    for (const s of held) assert.equal(await echoOnce(s, "held"), "held");
+    const excess = await rawAttempt(port, Buffer.from("one too many"));
+    assert.equal(excess.received.length, 0);
+    assert.equal(server.refusals("max_connections").length, 1);
+    assert.equal(await echoOnce(held[0], "fine"), "fine");
+    for (const s of held) s.destroy();
+  });
+
+  it("drains on shutdown: stops accepting, lets open connections finish, then stops", async function () {
+    const server = await startTestProxy({
+      leaf: await mesh.leaf("shop", "api"),
+      bundlePem: mesh.bundlePem,
+      workload: workload(SERVER_ID, { inbound: { defaultMode: "disabled", ports: [] } }),
+      inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }],
+    });
+    const port = server.proxy.inboundPorts[0];
+    const open = await connect(port);
+    const stopped = server.proxy.shutdown(5000);
+    await sleep(50);
+    await assert.rejects(connect(port), /ECONNREFUSED/);
+    assert.equal(await echoOnce(open, "in flight"), "in flight");
+    let done = false;
+    void stopped.then(() => (done = true));
+    await sleep(100);
+    assert.equal(done, false, "still draining while a connection is open");
+    open.end();
+    const result = await stopped;
+    assert.equal(result.leftOpen, 0);
+  });
+});
