@@ -50,6 +50,8 @@ export class Cluster {
   readonly objects = new Map<string, KubeObject>();
   private readonly kubeProxy: KubeProxy;
   private released?: () => void;
+  /** Set once teardown starts: container exits are expected from then on, not news. */
+  private stopping = false;
 
   private constructor(
     readonly names: RunNames,
@@ -92,7 +94,9 @@ export class Cluster {
       lookup: (kind, namespace, name) => this.objects.get(`${kind}/${namespace}/${name}`),
       proxyImages: this.proxyImages(),
       node: this.node,
-      log: this.log,
+      log: (line) => {
+        if (!this.stopping) this.log(line);
+      },
     };
   }
 
@@ -252,6 +256,7 @@ export class Cluster {
 
   /** Tears everything down and reports anything that survived (it should be nothing). */
   async down(): Promise<{ namespaces: string[]; processes: number[] }> {
+    this.stopping = true;
     const mine = (ns: string) => ns.startsWith(`e2e-${this.names.id}-`);
     const pids = listNamespaces().filter(mine).flatMap(namespacePids);
     sweepRun(this.names.id);
