@@ -35,7 +35,10 @@ export function buildProgram(): Command {
   const program = new Command("mesh-proxy")
     .description("the mTLS mesh proxy: terminates and originates mTLS for a workload, enforces modes and authorization")
     .version(packageVersion(), "-V, --version", "print the version")
-    .configureOutput({ outputError: (text, write) => write(text) });
+    // Commander's own usage errors (unknown option, missing --config, bad choice) exit 1; ours
+    // are 2 for every user mistake. Help and version exit 0. Set before the subcommands are
+    // added so that they inherit it.
+    .exitOverride((error) => process.exit(error.exitCode === 1 && error.code.startsWith("commander.") ? 2 : error.exitCode));
 
   program
     .command("run")
