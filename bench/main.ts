@@ -30,7 +30,7 @@ const DURATIONS: Record<Mode, Durations & { rounds: number; topologies: Topology
   quick: {
     rounds: 2, topologies: ["loopback"], controlPlane: [10, 100],
     rates: [500, 1000, 2000], latencySeconds: 1, latencyWarmupSeconds: 0.3, latencyConnections: 16, warmupLoadSeconds: 1,
-    saturationSeconds: 2, saturationConnections: 32, churnSeconds: 2, churnConnections: 32, bulkSeconds: 1, idleConnections: 1000,
+    saturationSeconds: 2, saturationConnections: 32, churnSeconds: 1, churnConnections: 32, bulkSeconds: 1, idleConnections: 1000,
   },
   // For the harness smoke test: proves every step runs, measures nothing worth reading.
   tiny: {
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
     progress("profiling our proxy under keep-alive and churn load (node --cpu-prof)");
     try {
       const transport = oursMain === "ours-h2" ? "h2" : oursMain === "ours-tcp" ? "tcp" : ours.transport;
-      profile = await profileOurs({ pki, rawDir, ours: { ...ours, transport }, seconds: Math.max(2, d.saturationSeconds), progress });
+      profile = await profileOurs({ pki, rawDir, ours: { ...ours, transport }, seconds: Math.max(2, Math.min(5, d.saturationSeconds)), progress });
     } catch (err) {
       progress(`profile FAILED: ${(err as Error).message}`);
     }

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { freePorts, stop } from "./processes";
 import { createTopology } from "./topology";
 import { BenchPki } from "./pki";
-import { startBackend } from "./backend";
+import { startBackend, BULK_PATH } from "./backend";
 import { startSystem } from "./systems";
 import { OursOptions } from "./ours";
 import { wrk } from "./wrk";
@@ -29,18 +29,27 @@ export interface ProfileSummary {
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  /** Microseconds on the monotonic clock, the same clock as process.hrtime. */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
 
-/** Self time per function (all nodes of the same function summed), idle time left out. */
-export function topFunctions(profile: CpuProfile, n = 15): { totalMs: number; top: ProfileEntry[]; byArea: AreaEntry[] } {
+/** Monotonic clock in microseconds, comparable with a CPU profile's timestamps. */
+export const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/** Self time per function (all nodes of the same function summed), idle time left out; only
+ * samples inside `window` (monotonic µs) when given, so start-up does not drown the load. */
+export function topFunctions(profile: CpuProfile, n = 15, window?: [number, number]): { totalMs: number; top: ProfileEntry[]; byArea: AreaEntry[] } {
   const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
   const self = new Map<string, { fn: string; loc: string; us: number }>();
   let total = 0;
+  let t = profile.startTime;
   profile.samples.forEach((id, i) => {
     const f = byId.get(id);
     const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    if (window && (t < window[0] || t > window[1])) return;
     if (!f || f.functionName === "(idle)") return;
     const loc = f.url ? `${f.url.replace(/^file:\/\//, "").replace(/^.*?\/(dist|node_modules)\//, "$1/")}:${f.lineNumber + 1}` : "";
     const key = `${f.functionName}@${loc}`;
@@ -86,18 +95,21 @@ export async function profileOurs(o: { pki: BenchPki; rawDir: string; ours: Ours
       { ...o.ours, nodeFlags: [...o.ours.nodeFlags, "--cpu-prof"], profileDirFor: profDir },
     );
     const url = `http://${sys.host}:${sys.port}/`;
+    const loadStart = monotonicUs();
     await wrk({ url, connections: 32, seconds: o.seconds, netns: topo.clientNs });
     await wrk({ url, connections: 32, seconds: o.seconds, closeEachRequest: true, netns: topo.clientNs });
+    await wrk({ url: `http://${sys.host}:${sys.port}${BULK_PATH}`, connections: 1, seconds: o.seconds, netns: topo.clientNs });
+    const loadEnd = monotonicUs();
     // A clean exit writes the profile; give it time.
-    await Promise.all(sys.proxies.map((p) => stop(p.proc, 20_000)));
+    for (const p of sys.proxies) await stop(p.proc, 20_000); // client side first, like a pod going away
     await stop(backend.proc);
     const sides = sys.proxies.map(({ side }) => {
       const files = fs.existsSync(profDir(side)) ? fs.readdirSync(profDir(side)).filter((f) => f.endsWith(".cpuprofile")) : [];
       if (!files.length) throw new Error(`no CPU profile written by the ${side} side (did it exit cleanly on SIGTERM?)`);
       const file = path.join(profDir(side), files[0]);
-      return { side, file, ...topFunctions(JSON.parse(fs.readFileSync(file, "utf8")) as CpuProfile) };
+      return { side, file, ...topFunctions(JSON.parse(fs.readFileSync(file, "utf8")) as CpuProfile, 15, [loadStart, loadEnd]) };
     });
-    return { load: `wrk -c32 keep-alive ${o.seconds}s, then wrk -c32 Connection: close ${o.seconds}s, loopback`, sides };
+    return { load: `wrk -c32 keep-alive ${o.seconds} s, wrk -c32 Connection: close ${o.seconds} s, wrk -c1 bulk ${o.seconds} s, loopback; samples during the load only`, sides };
   } finally {
     topo.teardown();
   }

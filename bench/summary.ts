@@ -111,7 +111,7 @@ function atLeastTimes(target: string, unit: string, k: number, ours?: Stat, hapr
   const met = ratio >= k;
   return {
     target, unit, value: ours.median, reference: haproxy.median, ratio, met,
-    gap: met ? `met (${fmt(ratio)}×)` : `missed: ${fmt(ratio)}× of HAProxy, needs ${fmt(k / ratio)}× more`,
+    gap: met ? `${fmt(ratio)}×` : `${fmt(ratio)}× of HAProxy, needs ${fmt(k / ratio)}× more`,
   };
 }
 
@@ -121,7 +121,7 @@ function atMost(target: string, unit: string, limit: number, ours?: Stat): Targe
   const met = ours.median <= limit;
   return {
     target, unit, value: ours.median, reference: limit, met,
-    gap: met ? "met" : `missed: ${fmt(ours.median)} ${unit} vs ≤ ${fmt(limit)} (${fmt((ours.median / limit - 1) * 100, 0)}% over)`,
+    gap: met ? `${fmt(ours.median)} ${unit} ≤ ${fmt(limit)}` : `${fmt(ours.median)} ${unit} vs ≤ ${fmt(limit)} (${fmt((ours.median / limit - 1) * 100, 0)}% over)`,
   };
 }
 
@@ -142,7 +142,7 @@ export function checkTargets(ours: SystemSummary, haproxy: SystemSummary): Targe
       reference: addedH.median,
       ratio: addedH.median > 0 ? added.median / addedH.median : undefined,
       met,
-      gap: met ? "met" : `missed by ${fmt(added.median - limit, 3)} ms (limit ${fmt(limit, 3)} ms)`,
+      gap: met ? `${fmt(added.median, 3)} ms ≤ ${fmt(limit, 3)} ms` : `over by ${fmt(added.median - limit, 3)} ms (limit ${fmt(limit, 3)} ms)`,
     };
   }
   return [
