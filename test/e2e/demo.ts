@@ -29,7 +29,7 @@ interface Row {
 const program = new Command()
   .name("npm run demo --")
   .description(
-    "Runs the quickstart mesh (examples/quickstart) as pods in Linux network namespaces on this machine and shows,\n" +
+    "Runs the quickstart mesh (examples/quickstart) as pods in Linux network namespaces on this machine and shows, " +
       "for every client and mesh mode, whether the request reaches api and what crossed the wire. Needs root.",
   )
   .option("--keep", "leave the mesh running afterwards (prints how to poke it and how to tear it down)")
@@ -159,7 +159,10 @@ async function main(): Promise<number> {
 
   if (opts.keep) {
     keepInstructions(run);
-    await new Promise(() => {}); // Ctrl-C / SIGTERM tear down (the run's signal hooks).
+    // Child processes are unref'd, so hold the event loop open until Ctrl-C / SIGTERM, whose hooks
+    // (installed by the cluster) tear the run down and exit.
+    setInterval(() => {}, 1 << 30);
+    await new Promise(() => {});
   }
   const left = await run.down();
   if (left.namespaces.length || left.processes.length) {
