@@ -9,9 +9,11 @@ import * as path from "path";
 import type { ServerAnswer } from "./redirect/fixture";
 
 const FIXTURE = path.join(__dirname, "redirect", "fixture.js");
+/** The package's mesh-proxy bin, the image's entrypoint. */
+const BIN = path.resolve(__dirname, "../../proxy/cli.js");
 const id = randomBytes(3).toString("hex");
 const SRV = `rd-${id}-srv`;
-const CLI = `rd-${id}-cli`;
+const CLIENT = `rd-${id}-cli`;
 const SRV_IP = "10.77.0.1";
 const CLI_IP = "10.77.0.2";
 /** A second subnet on the same link, excluded from the client's outbound redirection. */
@@ -54,7 +56,7 @@ function init(ns: string, args: string[], prefix: string[] = []): Promise<Result
 }
 
 async function connect(uid: number, host: string, port: number): Promise<ServerAnswer | { error: string }> {
-  const result = await inNs(CLI, [process.execPath, FIXTURE, "connect", String(uid), host, String(port)]);
+  const result = await inNs(CLIENT, [process.execPath, FIXTURE, "connect", String(uid), host, String(port)]);
   assert.strictEqual(result.code, 0, result.stderr);
   return JSON.parse(result.stdout);
 }
@@ -82,6 +84,8 @@ function startServers(ns: string, ports: number[]): Promise<ChildProcess> {
 }
 
 describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)", function () {
+  // Every step spawns `ip netns exec node ...` (~0.1-0.4 s); leave room when CI is busy.
+  this.timeout(60_000);
   const servers: ChildProcess[] = [];
   const namespaces: string[] = [];
 
@@ -90,17 +94,17 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
       console.warn("    skipped: creating network namespaces and running iptables needs root (CI runs as root)");
       this.skip();
     }
-    for (const ns of [SRV, CLI]) {
+    for (const ns of [SRV, CLIENT]) {
       await must("ip", ["netns", "add", ns]);
       namespaces.push(ns);
     }
     const [srvLink, cliLink] = [`rd${id}s`, `rd${id}c`];
     await must("ip", ["link", "add", srvLink, "type", "veth", "peer", "name", cliLink]);
     await must("ip", ["link", "set", srvLink, "netns", SRV]);
-    await must("ip", ["link", "set", cliLink, "netns", CLI]);
+    await must("ip", ["link", "set", cliLink, "netns", CLIENT]);
     for (const [ns, link, addresses] of [
       [SRV, srvLink, [`${SRV_IP}/24`, `${SRV_IP_EXCLUDED}/24`]],
-      [CLI, cliLink, [`${CLI_IP}/24`, "10.77.1.2/24"]],
+      [CLIENT, cliLink, [`${CLI_IP}/24`, "10.77.1.2/24"]],
     ] as const) {
       for (const address of addresses) await must("ip", ["-n", ns, "addr", "add", address, "dev", link]);
       await must("ip", ["-n", ns, "addr", "add", `${ns === SRV ? SRV_IP6 : CLI_IP6}/64`, "dev", link, "nodad"]);
@@ -108,10 +112,10 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
       await must("ip", ["-n", ns, "link", "set", "lo", "up"]);
     }
     servers.push(await startServers(SRV, [15006, 15021, 8080, 9090]));
-    servers.push(await startServers(CLI, [15001, 7000]));
+    servers.push(await startServers(CLIENT, [15001, 7000]));
     for (const [ns, args] of [
       [SRV, SRV_INIT],
-      [CLI, CLI_INIT],
+      [CLIENT, CLI_INIT],
     ] as const) {
       const result = await init(ns, args);
       assert.strictEqual(result.code, 0, `init in ${ns}: ${result.stderr}`);
@@ -158,21 +162,21 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
   });
 
   it("is idempotent: a second run leaves exactly the same rules, a run with other flags replaces them", async () => {
-    const [v4, v6] = [await natTable(CLI), await natTable(CLI, "ip6tables-save")];
+    const [v4, v6] = [await natTable(CLIENT), await natTable(CLIENT, "ip6tables-save")];
     assert.strictEqual((v4.match(/^-A OUTPUT /gm) ?? []).length, 1);
-    assert.strictEqual((await init(CLI, CLI_INIT)).code, 0);
-    assert.strictEqual(await natTable(CLI), v4);
-    assert.strictEqual(await natTable(CLI, "ip6tables-save"), v6);
+    assert.strictEqual((await init(CLIENT, CLI_INIT)).code, 0);
+    assert.strictEqual(await natTable(CLIENT), v4);
+    assert.strictEqual(await natTable(CLIENT, "ip6tables-save"), v6);
 
-    const other = await init(CLI, ["--inbound-ports", "8080", "--exclude-outbound-ports", "5432", "--ipv6"]);
+    const other = await init(CLIENT, ["--inbound-ports", "8080", "--exclude-outbound-ports", "5432", "--ipv6"]);
     assert.strictEqual(other.code, 0, other.stderr);
-    const replaced = await natTable(CLI);
+    const replaced = await natTable(CLIENT);
     assert.match(replaced, /--dport 5432 -j RETURN/);
     assert.doesNotMatch(replaced, /--dport 9090|10\.77\.1\.0/);
     assert.strictEqual((replaced.match(/^-A (PREROUTING|OUTPUT) /gm) ?? []).length, 2, "one jump each");
 
-    assert.strictEqual((await init(CLI, CLI_INIT)).code, 0);
-    assert.strictEqual(await natTable(CLI), v4, "back to the original rules");
+    assert.strictEqual((await init(CLIENT, CLI_INIT)).code, 0);
+    assert.strictEqual(await natTable(CLIENT), v4, "back to the original rules");
     assert.deepStrictEqual(await connect(APP_UID, SRV_IP, 9090), { listener: 9090, originalDestination: null }, "and they still work");
   });
 
@@ -190,7 +194,7 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
       [["env", "PATH=/nonexistent"], CLI_INIT, "iptables"],
       [[], [...CLI_INIT, "--iptables", "/nonexistent/iptables"], "/nonexistent/iptables"],
     ] as const) {
-      const result = await init(CLI, [...args], [...prefix]);
+      const result = await init(CLIENT, [...args], [...prefix]);
       assert.strictEqual(result.code, 1);
       assert.strictEqual(result.stderr, `mesh-proxy init: could not find iptables: "${binary}" is not installed or not on PATH (install the iptables package, or pass --iptables <path>)\n`);
     }
@@ -202,6 +206,17 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
     assert.strictEqual(result.code, 1);
     assert.match(result.stderr, /^mesh-proxy init: iptables was refused \(permission denied\): the init container must run as root with the NET_ADMIN and NET_RAW capabilities \[.*Permission denied.*\]\n$/);
     assert.strictEqual(await natTable(SRV), before);
+  });
+
+  it("runs the same way through the mesh-proxy bin (the image entrypoint)", async () => {
+    const before = await natTable(CLIENT);
+    const installed = await inNs(CLIENT, [process.execPath, BIN, "init", ...CLI_INIT]);
+    assert.strictEqual(installed.code, 0, installed.stderr);
+    assert.match(installed.stdout, /^mesh-proxy init: redirection installed/);
+    assert.strictEqual(await natTable(CLIENT), before);
+    const refused = await inNs(CLIENT, [process.execPath, BIN, "init", "--exclude-outbound-cidrs", "10.0.0.0/33"]);
+    assert.strictEqual(refused.code, 2);
+    assert.strictEqual(refused.stderr, "mesh-proxy init: --exclude-outbound-cidrs: \"10.0.0.0/33\" has a bad prefix length (0-32)\n");
   });
 
   it("refuses a bad flag with one line naming it (exit 2), and changes nothing", async () => {
