@@ -73,7 +73,7 @@ export function serveTunnel(
     let port = authorityPort(headers[":authority"]);
     if (port === undefined) return refuse(400, "bad_tunnel_request");
     // An explicit listener's clients may name the port they dialled; it means the listener's app port.
-    if (listener.targetPort !== undefined && port === listener.port) port = listener.targetPort;
+    if (listener.targetPort !== undefined && port === socket.localPort) port = listener.targetPort;
     const declared = port === connectionPort || ctx.config.workload.inbound.ports.some((p) => p.port === port);
     if (!declared || RESERVED_PORTS.includes(port)) return refuse(403, "tunnel_target_not_allowed", { port });
     if (ctx.connections.size >= limits.maxConnections) return refuse(503, "max_connections");
