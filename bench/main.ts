@@ -41,6 +41,7 @@ const DURATIONS: Record<Mode, Durations & { rounds: number; topologies: Topology
 };
 
 const REPO = path.resolve(__dirname, "../..");
+const NODE_VERSION = "process.version + ' (OpenSSL ' + process.versions.openssl + ')'";
 
 function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
   const items = value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -50,7 +51,7 @@ function list<T extends string>(value: string, allowed: readonly T[], what: stri
 
 class UsageError extends Error {}
 
-function versions(oursNode: string): Record<string, string> {
+function versions(oursNode: string, altNode?: string): Record<string, string> {
   const line = (cmd: string, args: string[], pattern = /./) => {
     const r = spawnSync(cmd, args, { encoding: "utf8" });
     const lines = ((r.stdout || "") + (r.stderr || "")).trim().split("\n");
@@ -64,7 +65,8 @@ function versions(oursNode: string): Record<string, string> {
     wrk: line("wrk", ["-v"]).split(" [")[0].replace("debian/", ""),
     openssl: first("openssl", ["version"]),
     benchNode: process.version,
-    oursNode: first(oursNode, ["-p", "process.version + ' (OpenSSL ' + process.versions.openssl + ')'"]),
+    oursNode: first(oursNode, ["-p", NODE_VERSION]),
+    ...(altNode ? { altNode: first(altNode, ["-p", NODE_VERSION]) } : {}),
     kernel: os.release(),
     cpu: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "unknown"}`,
   };
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
     .option("--control-plane <sizes>", "MeshedWorkload counts to evaluate, or 'none'")
     .option("--profile <when>", "CPU profile of our proxy under load: auto (when a target is missed), always, never", "auto")
     .option("--node <path>", "Node binary that runs our proxy (try a newer runtime)", process.execPath)
+    .option("--alt-node <path>", "a second Node binary for the ours-alt-node system (compare runtimes in one run)")
     .option("--out <dir>", "where results go", path.join(REPO, "bench/results"))
     .option("--no-install", "do not install missing Debian packages");
   program.parse();
@@ -90,6 +93,7 @@ async function main(): Promise<void> {
   const preset = DURATIONS[mode];
   const topologies = o.topology ? list<TopologyName>(o.topology, ["loopback", "netns"], "topology") : preset.topologies;
   let systems = o.systems ? list<SystemName>(o.systems, ALL_SYSTEMS, "system") : DEFAULT_SYSTEMS;
+  if (systems.includes("ours-alt-node") && !o.altNode) throw new UsageError("--systems ours-alt-node needs --alt-node <path>");
   const rounds = o.rounds ? Number(o.rounds) : preset.rounds;
   if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError("--rounds must be a positive integer");
   const cpSizes = o.controlPlane === "none" ? [] : o.controlPlane ? o.controlPlane.split(",").map(Number) : preset.controlPlane;
@@ -116,7 +120,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const progress = (line: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
   const d: Durations = preset;
-  const ours: OursOptions = { node: o.node, nodeFlags: [] };
+  const ours: OursOptions = { node: o.node, altNode: o.altNode, nodeFlags: [] };
   progress(`${mode} run: ${systems.join(", ")}; ${topologies.join(" + ")}; ${rounds} round(s); raw files in ${rawDir}`);
 
   const pki: BenchPki = await writePki(path.join(rawDir, "pki"));
@@ -203,7 +207,7 @@ async function main(): Promise<void> {
   const results: BenchResults = {
     meta: {
       date: new Date().toISOString(), mode, rounds, topologies, systems, durations: d, seconds: Math.round((Date.now() - started) / 1000),
-      versions: versions(ours.node), root: isRoot(), command: process.argv.slice(2).join(" "),
+      versions: versions(ours.node, ours.altNode), root: isRoot(), command: process.argv.slice(2).join(" "),
     },
     runs, summaries, targets, controlPlane, controlPlaneProfile, profile,
   };

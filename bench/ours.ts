@@ -11,6 +11,8 @@ import { NAMESPACE, TRUST_DOMAIN, LeafFiles } from "./pki";
 export interface OursOptions {
   /** Node binary that runs the proxy (a newer runtime is one of the levers). */
   node: string;
+  /** A second runtime, for the "ours-alt-node" system: both interleaved in the same run. */
+  altNode?: string;
   /** Extra Node flags, e.g. --cpu-prof for the profile pass. */
   nodeFlags: string[];
   /** Pin the transport between the pair ("h2": pooled, multiplexed; "tcp": one mTLS connection

@@ -78,7 +78,7 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   const m = r.meta;
   out.push(`# mesh-proxy side-by-side benchmark`, ``);
   out.push(`${m.date} · ${m.mode} run (${m.rounds} round${m.rounds > 1 ? "s" : ""}, ${m.topologies.join(" + ")}) · ${m.seconds} s · \`npm run bench -- ${m.command}\``, ``);
-  out.push(`Machine: ${m.versions.cpu}, Linux ${m.versions.kernel}. ${m.versions.haproxy}; ${m.versions.nginx}; ${m.versions.stunnel}; ${m.versions.openssl}; ${m.versions.wrk}; our proxy on Node ${m.versions.oursNode}.`, ``);
+  out.push(`Machine: ${m.versions.cpu}, Linux ${m.versions.kernel}. ${m.versions.haproxy}; ${m.versions.nginx}; ${m.versions.stunnel}; ${m.versions.openssl}; ${m.versions.wrk}; our proxy on Node ${m.versions.oursNode}${m.versions.altNode ? ` (ours-alt-node: Node ${m.versions.altNode})` : ""}.`, ``);
   out.push(`Cells are medians over rounds with (min–max). Ratios are against the HAProxy pair in the same run.`, ``);
 
   for (const t of m.topologies) {
@@ -106,8 +106,8 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     out.push(`| metric | ${systems.map((s) => LABELS[s]).join(" | ")} | ours / HAProxy |`);
     out.push(`|---|${systems.map(() => "---").join("|")}|---|`);
     for (const row of resultRows(rates)) {
-      const values = systems.map((s) => cell(row.get(sums[s]), row.digits));
-      if (values.every((v) => v === "–")) continue;
+      const values = systems.map((s) => (s === "direct" && row.label.startsWith("added") ? "(reference)" : cell(row.get(sums[s]), row.digits)));
+      if (values.every((v) => v === "–" || v === "(reference)")) continue;
       const rel = row.vsHaproxy && mine && sums[mine] && sums.haproxy ? ratio(row.get(sums[mine]), row.get(sums.haproxy)) : "";
       out.push(`| ${row.label} | ${values.join(" | ")} | ${rel} |`);
     }
@@ -187,7 +187,7 @@ export function renderSvg(r: BenchResults): string {
     { label: "idle RSS (inv.)", get: (s) => s.idleRssMB, lowerIsBetter: true },
   ];
   const systems = r.meta.systems.filter((s) => s !== "direct" && s !== "haproxy");
-  const colors: Record<string, string> = { ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", nginx: "#3a9a4a", stunnel: "#c0782b" };
+  const colors: Record<string, string> = { ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", "ours-alt-node": "#7a4fb9", nginx: "#3a9a4a", stunnel: "#c0782b" };
   const W = 860, panelH = 260, top = 40, left = 50, groupW = (W - left - 20) / metrics.length;
   const panels = r.meta.topologies.filter((t) => r.summaries[t]?.haproxy);
   const H = top + panels.length * (panelH + 80) + 30;

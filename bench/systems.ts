@@ -5,12 +5,12 @@ import { Started, stop, waitForPort } from "./processes";
 import { startPeer, PeerName } from "./peers";
 import { startOurs, OursOptions, OursPlan } from "./ours";
 
-export type SystemName = "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp";
+export type SystemName = "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp" | "ours-alt-node";
 /** What a run compares unless --systems says otherwise. */
 export const DEFAULT_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "nginx", "stunnel"];
 /** Plus our proxy with its pair transport pinned, to compare pooled h2 with one mTLS connection per
  * application connection. */
-export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp"];
+export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp", "ours-alt-node"];
 export const isOurs = (s: SystemName) => s.startsWith("ours");
 /** The variant of our proxy the targets are checked on: "ours" (its default transport) when it
  * ran, else the first pinned variant that did. */
@@ -20,6 +20,7 @@ export const LABELS: Record<SystemName, string> = {
   ours: "mesh-proxy (ours)",
   "ours-h2": "mesh-proxy, h2 pool",
   "ours-tcp": "mesh-proxy, tcp per conn",
+  "ours-alt-node": "mesh-proxy on --alt-node",
   haproxy: "HAProxy",
   nginx: "nginx stream",
   stunnel: "stunnel",
@@ -41,7 +42,9 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
   }
   const dir = path.join(plan.dir, name);
   const transport = name === "ours-h2" ? "h2" : name === "ours-tcp" ? "tcp" : ours.transport;
-  const pair = isOurs(name) ? startOurs({ ...plan, dir }, { ...ours, transport }) : startPeer(name as PeerName, { ...plan, dir });
+  if (name === "ours-alt-node" && !ours.altNode) throw new Error("ours-alt-node needs --alt-node <path to a node binary>");
+  const node = name === "ours-alt-node" ? ours.altNode! : ours.node;
+  const pair = isOurs(name) ? startOurs({ ...plan, dir }, { ...ours, node, transport }) : startPeer(name as PeerName, { ...plan, dir });
   const running: RunningSystem = {
     name,
     host: plan.clientAddr,

@@ -2,7 +2,7 @@
 // saturation, new connection per request, single-stream bulk, and memory with idle connections.
 // CPU and memory are read from /proc for both proxies of the pair around each workload.
 import * as path from "node:path";
-import { run, start, stop, lastLines } from "./processes";
+import { run, start, stop, lastLines, sleep } from "./processes";
 import { cpuMs, memory } from "./procfs";
 import { wrk, WrkResult } from "./wrk";
 import { BULK_PATH } from "./backend";
@@ -79,6 +79,16 @@ function rssOf(sys: RunningSystem): { client: number; server: number } {
   return { client: side("client"), server: side("server") };
 }
 
+async function settledRss(sys: RunningSystem): Promise<{ client: number; server: number }> {
+  const samples: { client: number; server: number }[] = [];
+  for (let i = 0; i < 5; i++) {
+    samples.push(rssOf(sys));
+    await sleep(150);
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { client: median(samples.map((x) => x.client)), server: median(samples.map((x) => x.server)) };
+}
+
 async function withCpu(sys: RunningSystem, load: () => Promise<WrkResult>): Promise<LoadResult> {
   const before = cpuOf(sys);
   const result = await load();
@@ -144,7 +154,10 @@ export async function measure({ sys, clientNs, d, progress }: MeasureContext): P
 }
 
 async function idleConnections(sys: RunningSystem, clientNs: string | undefined, n: number): Promise<MemoryResult> {
-  const beforeKB = rssOf(sys);
+  // RSS of a garbage-collected runtime moves by megabytes on its own: let the previous workload's
+  // garbage settle, and read several samples (median) before and after.
+  await sleep(1000);
+  const beforeKB = await settledRss(sys);
   const holder = start("openloop hold", process.execPath, [OPENLOOP, "hold", JSON.stringify({ host: sys.host, port: sys.port, connections: n })], {
     netns: clientNs,
   });
@@ -159,9 +172,8 @@ async function idleConnections(sys: RunningSystem, clientNs: string | undefined,
       setTimeout(() => reject(new Error("idle-connection holder timed out")), 60_000);
     });
     const held = JSON.parse(line) as { open: number; failed: number };
-    // Let the proxies settle (buffers allocated lazily, timers armed) before reading RSS.
-    await new Promise((r) => setTimeout(r, 500));
-    const afterKB = rssOf(sys);
+    await sleep(500);
+    const afterKB = await settledRss(sys);
     const per = (s: "client" | "server") => (held.open ? (afterKB[s] - beforeKB[s]) / held.open : NaN);
     return { requested: n, open: held.open, failed: held.failed, beforeKB, afterKB, perConnectionKB: { client: per("client"), server: per("server") } };
   } finally {
