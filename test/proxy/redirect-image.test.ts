@@ -135,8 +135,15 @@ describe("proxy/redirect image (proxy/Dockerfile, read statically)", () => {
     assert.deepStrictEqual(outside, []);
   });
 
-  it("keeps node_modules, dist and .git out of the build context", () => {
+  it("keeps node_modules, dist and .git out of the build context, and nothing the stages copy", () => {
     const ignored = fs.readFileSync(path.join(ROOT, ".dockerignore"), "utf8").split("\n").map((line) => line.trim());
     for (const entry of ["node_modules", "dist", ".git"]) assert.ok(ignored.includes(entry), entry);
+    // ...but never what the stages COPY.
+    for (const entry of ignored.filter((line) => line !== "" && !line.startsWith("#"))) {
+      for (const needed of ["package.json", "package-lock.json", "tsconfig.json", "proxy", "proxy/cli.ts"]) {
+        const pattern = new RegExp(`^${entry.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*")}(/.*)?$`);
+        assert.ok(!pattern.test(needed), `${entry} would drop ${needed}`);
+      }
+    }
   });
 });
