@@ -1,12 +1,12 @@
 // The proxy's own identity: leaf + chain (tls.crt), key (tls.key) and trust bundle (ca.crt), as a
 // kubernetes.io/tls Secret mounts them. Loaded into ONE SecureContext that every inbound accept,
 // outbound connect and tunnel session shares: building contexts per connection re-parses keys.
-// A reload builds a new context, so new connections get the new leaf and bundle and session
-// tickets issued under the old bundle (ticket keys live in the context) stop resuming.
+// A reload builds a new context, so new connections get the new leaf and bundle. Sessions are
+// never resumed (no tickets), so nothing negotiated under an old bundle carries over.
 import * as fs from "fs";
 import * as path from "path";
 import * as tls from "tls";
-import { X509Certificate, createHash } from "crypto";
+import { X509Certificate, constants, createHash } from "crypto";
 import { FILE_NAMES } from "./wellknown";
 import { checkPeerCertificate } from "./verify";
 
@@ -89,6 +89,11 @@ export function buildIdentity(pem: IdentityFiles, trustDomain: string, expectedI
       ciphers: TLS_CIPHERS,
       ecdhCurve: TLS_GROUPS,
       honorCipherOrder: true,
+      // No session tickets: a resumed session would skip our peer checks' inputs changing (a
+      // bundle change must not be bypassed, CVE-2022-21654 class), saves two messages per
+      // handshake, and Node mishandles tickets on server sockets wrapped without a tls.Server
+      // (it crashed in our test). The pooled transport makes resumption moot anyway.
+      secureOptions: constants.SSL_OP_NO_TICKET,
     });
   } catch (error) {
     throw new IdentityError(`cannot use ${FILE_NAMES.cert}/${FILE_NAMES.key}/${FILE_NAMES.trustBundle}: ${(error as Error).message}`);

@@ -5,13 +5,14 @@
 import { strict as assert } from "assert";
 import * as net from "net";
 import * as tls from "tls";
+import { TRANSPORTS } from "../../proxy/config";
 import { createTestMesh, Eku, KeyUsage, TestMesh } from "../support/pki";
 import {
   Backend, CLIENT_ID, connect, exchange, rawAttempt, removeTmpDirs, SERVER_ID, sleep, startBackend,
   startTestProxy, stopAllProxies, TD, TestProxy, testMesh, tlsAttempt, workload,
 } from "./support";
 
-describe("proxy/modes", function () {
+for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${transport})`, function () {
   let mesh: TestMesh;
   let backend: Backend;
   let greeter: Backend;
@@ -55,6 +56,7 @@ describe("proxy/modes", function () {
       leaf: await mesh.leaf("shop", "web"),
       bundlePem: mesh.bundlePem,
       workload: workload(CLIENT_ID),
+      transport,
       outbound: [
         { host: "127.0.0.1", port: 0, route: route(port.strict, SERVER_ID) },
         { host: "127.0.0.1", port: 0, route: route(port.permissive, SERVER_ID) },
@@ -109,7 +111,7 @@ describe("proxy/modes", function () {
       await assertRefused(() => tlsAttempt(port.strict, { cert: stranger.chainPem, key: stranger.keyPem, ca: mesh.bundlePem }), ["untrusted_certificate"]);
     });
 
-    it("permissive: meshed client yes, plaintext yes (unauthenticated), other CA no", async function () {
+    it("permissive: meshed client yes, plaintext is unauthenticated (a policy needing an identity denies it, #2), other CA no", async function () {
       assert.equal((await exchange(via.permissive, "meshed")).toString(), "meshed");
       // Plaintext is unauthenticated: the rule that needs web's identity does not match it (#2).
       await assertRefused(() => rawAttempt(port.permissive, Buffer.from("hello")), ["authorization_denied"]);
@@ -257,6 +259,7 @@ describe("proxy/modes", function () {
         bundlePem: mesh.bundlePem,
         workload: workload(CLIENT_ID),
         outbound: [{ host: "127.0.0.1", port: 0, route: { host: "127.0.0.1", port: impostorPort, spiffeId: SERVER_ID, targetPort: 1 } }],
+        transport,
       });
       const reply = await exchange(lone.proxy.outboundPorts[0], "secret");
       impostor.close();

@@ -5,10 +5,10 @@ import * as http from "http";
 import * as net from "net";
 import * as tls from "tls";
 import { stableStringify } from "../../proxy/config";
-import { TestMesh } from "../support/pki";
+import { createTestMesh, TestMesh } from "../support/pki";
 import {
   adminGet, Backend, connect, identityFilesFor, kubeletWrite, rawAttempt, removeTmpDirs, SERVER_ID,
-  sleep, startBackend, startTestProxy, stopAllProxies, testMesh, tlsAttempt, waitFor, workload,
+  sleep, startBackend, startTestProxy, stopAllProxies, TD, testMesh, tlsAttempt, waitFor, workload,
 } from "./support";
 
 async function echoOnce(socket: net.Socket, text: string): Promise<string> {
@@ -61,6 +61,34 @@ describe("proxy/reload", function () {
     assert.equal(await echoOnce(open as unknown as net.Socket, "after"), "after", "the open connection survives");
     assert.equal(await presentedSerial(port, clientCreds), second.cert.serialNumber.toUpperCase(), "the next connection presents the new leaf");
     open.destroy();
+  });
+
+  it("never resumes a TLS session, before or after a trust-bundle change (#26)", async function () {
+    const leaf = await mesh.leaf("shop", "api");
+    const server = await startTestProxy({ leaf, bundlePem: mesh.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
+    const port = server.proxy.inboundPorts[0];
+    const attempt = (session?: Buffer) =>
+      new Promise<{ reused: boolean; session?: Buffer }>((resolve, reject) => {
+        let ticket: Buffer | undefined;
+        let reused = false;
+        const socket = tls.connect({ host: "127.0.0.1", port, ...clientCreds, session, checkServerIdentity: () => undefined });
+        socket.on("session", (s: Buffer) => (ticket = s));
+        socket.once("secureConnect", () => {
+          reused = socket.isSessionReused();
+          socket.end("x");
+        });
+        socket.on("data", () => undefined);
+        socket.once("close", () => resolve({ reused, session: ticket }));
+        socket.once("error", reject);
+      });
+    const first = await attempt();
+    assert.equal(first.reused, false);
+    assert.equal((await attempt(first.session)).reused, false, "no resumption even while nothing changed");
+    const otherRoot = (await createTestMesh(TD, "next")).bundlePem;
+    kubeletWrite(server.identityDir, identityFilesFor(leaf, mesh.bundlePem + otherRoot));
+    await waitFor(() => server.logs.some((l) => l.msg === "identity reloaded"), 5000, "bundle reload");
+    assert.equal((await attempt(first.session)).reused, false, "a session from before the bundle change is not honoured");
+    assert.equal((await tlsAttempt(port, clientCreds, "fresh")).received.toString(), "fresh");
   });
 
   it("rejects a corrupt new file and keeps serving the old identity", async function () {
