@@ -23,6 +23,8 @@ interface Row {
   outcome: string;
   /** A WireVerdict, or "TLS 1.3 (reused conn.)". */
   wire: string;
+  /** For --json: what the capture showed for this client. */
+  capture: { streams: number; tls13Handshake: boolean; allTls: boolean; plaintextHits: Record<string, number> };
   pass: boolean;
 }
 
@@ -131,6 +133,7 @@ async function main(): Promise<number> {
           expected: expectOk ? "reaches api" : "refused",
           outcome: outcome.detail,
           wire: verdict,
+          capture: { streams: wire.streams, tls13Handshake: wire.tls13Handshake, allTls: wire.allTls, plaintextHits: wire.plaintextHits },
           pass: outcome.ok === expectOk && (expectTls ? verdict.startsWith("TLS 1.3") : verdict === "plaintext"),
         });
         progress(`${mode}: ${client.label} → ${server.label}: ${outcome.detail} (${outcome.ms} ms), wire: ${verdict}`);
