@@ -15,6 +15,8 @@ export interface Tracked {
   close(reason: string): void;
   /** Asks it to finish gracefully (a tunnel session sends GOAWAY and lets its streams end). */
   drain?(): void;
+  /** Fingerprint of the identity (and bundle) a long-lived tunnel session was verified under. */
+  identity?: string;
 }
 
 export class Connections {
@@ -59,6 +61,21 @@ export class Connections {
       }
     }
     return closed;
+  }
+
+  /**
+   * Gracefully ends tunnel sessions verified under another identity or bundle: their open streams
+   * finish, new streams make the client open a new session, verified against the new material.
+   */
+  drainStale(currentIdentity: string): number {
+    let drained = 0;
+    for (const connection of this.live) {
+      if (connection.identity !== undefined && connection.identity !== currentIdentity) {
+        connection.drain?.();
+        drained++;
+      }
+    }
+    return drained;
   }
 
   /** Resolves when no connection is left or after `deadlineMs`, then closes what remains. */

@@ -105,6 +105,7 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
       const first = ctx.identity === undefined;
       ctx.identity = identity;
       pool.retire(identity.fingerprint);
+      ctx.connections.drainStale(identity.fingerprint);
       metrics.reloads.inc({ kind: "identity", outcome: "applied" });
       log.info(first ? "identity loaded" : "identity reloaded", { spiffeId: identity.spiffeId, notAfter: identity.notAfter.toISOString() });
     } catch (error) {

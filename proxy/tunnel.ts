@@ -56,6 +56,7 @@ export function serveTunnel(
     // The session itself carries no app bytes; its streams are re-checked one by one.
     close: () => session.destroy(),
     drain: () => session.close(),
+    identity: ctx.identity?.fingerprint,
   });
   session.once("close", () => {
     untrack();

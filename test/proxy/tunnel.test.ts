@@ -5,9 +5,9 @@ import { strict as assert } from "assert";
 import * as http2 from "http2";
 import * as tls from "tls";
 import { stableStringify } from "../../proxy/config";
-import { TestMesh } from "../support/pki";
+import { createTestMesh, TestMesh } from "../support/pki";
 import {
-  Backend, CLIENT_ID, exchange, kubeletWrite, removeTmpDirs, SERVER_ID, sleep, startBackend, startTestProxy, stopAllProxies, TD,
+  Backend, CLIENT_ID, exchange, identityFilesFor, kubeletWrite, removeTmpDirs, SERVER_ID, sleep, startBackend, startTestProxy, stopAllProxies, TD,
   TestProxy, testMesh, waitFor, workload,
 } from "./support";
 
@@ -88,6 +88,19 @@ describe("proxy/tunnel", function () {
     await sleep(30);
     assert.equal(other.accepted, 0, "the denied port saw no connection");
     assert.equal(admin.accepted, 0, "no open relay");
+    session.close();
+  });
+
+  it("sends GOAWAY on pooled sessions after a trust-bundle change, letting their open streams finish", async function () {
+    const port = server.proxy.inboundPorts[0];
+    const session = await tunnelSession(port, creds);
+    const { status, stream } = await connectStream(session, `127.0.0.1:${backend.port}`);
+    assert.equal(status, 200);
+    const goaway = new Promise((resolve) => session.once("goaway", resolve));
+    const next = (await createTestMesh(TD, "next")).bundlePem;
+    kubeletWrite(server.identityDir, { ...identityFilesFor(await mesh.leaf("shop", "api"), mesh.bundlePem + next) });
+    await goaway;
+    assert.equal(await streamEcho(stream, "finishes"), "finishes");
     session.close();
   });
 

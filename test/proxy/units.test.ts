@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { X509Certificate } from "crypto";
-import { parseWorkloadConfig } from "../../proxy/config";
+import { parseProxyFileConfig, parseWorkloadConfig } from "../../proxy/config";
 import { lookupDestination } from "../../proxy/directory";
 import { authorize, decide, resolveMode } from "../../proxy/policy";
 import { ConfigError } from "../../proxy/config";
@@ -156,6 +156,13 @@ describe("proxy/settings loadSettings", function () {
     assert.throws(() => loadSettings(file), /identity: required/);
     write({ version: 1, identity: "id", workload: workload(SERVER_ID), listeners: { outbound: [{ port: 1501, target: { host: "127.0.0.1", port: 2 }, spiffeId: "spiffe://x/y/" }] } });
     assert.throws(() => loadSettings(file), /listeners\.outbound\.0\.spiffeId: invalid SPIFFE ID/);
+  });
+
+  it("accepts the copy-paste examples in proxy/README.md", function () {
+    const readme = fs.readFileSync(path.resolve(__dirname, "../../../proxy/README.md"), "utf8");
+    const examples = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1])).filter((doc) => doc.listeners);
+    assert.equal(examples.length, 2);
+    for (const doc of examples) parseProxyFileConfig(doc, "README example");
   });
 
   it("resolves the file's identity relative to the file and fills defaults", function () {
