@@ -15,7 +15,7 @@ import { newRunId, RunNames, runNames } from "./names";
 import { createNode, podIp } from "./network";
 import { Pod, PodContext } from "./pod";
 import { stableStringify } from "../../../proxy/config";
-import { claimRun, listNamespaces, namespacePids, sweepOnExit, sweepRun, sweepStale } from "./teardown";
+import { claimRun, isRunning, listNamespaces, namespacePids, sweepOnExit, sweepRun, sweepStale } from "./teardown";
 
 export const CLUSTER_DOMAIN = "cluster.local";
 const WORKLOAD_KINDS = ["Deployment", "StatefulSet", "DaemonSet"];
@@ -261,20 +261,7 @@ export class Cluster {
     const pids = listNamespaces().filter(mine).flatMap(namespacePids);
     sweepRun(this.names.id);
     this.released?.();
-    const isAlive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    // Killed children stay zombies until Node reaps them (asynchronously, on SIGCHLD).
-    let alive = pids.filter(isAlive);
-    for (let i = 0; i < 40 && alive.length; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      alive = alive.filter(isAlive);
-    }
+    const alive = pids.filter(isRunning);
     return { namespaces: listNamespaces().filter(mine), processes: alive };
   }
 }

@@ -24,6 +24,16 @@ export function namespacePids(ns: string): number[] {
     .map(Number);
 }
 
+/** Alive and not a zombie (a killed child stays a zombie until its parent or init reaps it). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 /** Removes everything of run `id`; never throws, safe to call twice. */
 export function sweepRun(id: string): void {
   const names = runNames(id);
