@@ -151,8 +151,10 @@ describe("e2e quickstart mesh as pods (network namespaces, real proxy, iptables,
     }
   });
 
-  it("tears down: no namespace, process, hosts file or run directory is left", async () => {
+  it("kubelet's periodic probes never failed (mode flips, renewal included); tears down leaving nothing", async () => {
     const c = run!.cluster;
+    assert.deepEqual(c.probeFailures(), [], "kubelet's periodic readiness/liveness probes never failed during the run");
+    assert.ok(c.pods.every((p) => p.ready));
     const pids = Object.values(c.pids());
     assert.ok(pids.length >= 10);
     const left = await c.down();

@@ -155,6 +155,17 @@ export class Cluster {
       }),
     );
     await this.syncServices();
+    for (const pod of this.pods) {
+      pod.startProbing((p) => {
+        this.log(`pod ${p.namespace}/${p.name} is ${p.ready ? "ready again" : "not ready (readiness probe failing)"}`);
+        this.syncServices().catch((err: Error) => this.log(`endpoint sync failed: ${err.message}`));
+      });
+    }
+  }
+
+  /** Failed periodic probes of every pod so far ("<ns>/<pod> <container> <kind>: <detail>"). */
+  probeFailures(): string[] {
+    return this.pods.flatMap((p) => p.probeFailures.map((f) => `${p.namespace}/${p.name} ${f.container} ${f.kind}: ${f.detail}`));
   }
 
   /** Cluster DNS, as a hosts file: every Service by FQDN, and by short name in its own namespace. */
@@ -257,6 +268,7 @@ export class Cluster {
   /** Tears everything down and reports anything that survived (it should be nothing). */
   async down(): Promise<{ namespaces: string[]; processes: number[] }> {
     this.stopping = true;
+    this.pods.forEach((p) => p.stopProbing());
     const mine = (ns: string) => ns.startsWith(`e2e-${this.names.id}-`);
     const pids = listNamespaces().filter(mine).flatMap(namespacePids);
     sweepRun(this.names.id);

@@ -46,6 +46,15 @@ export interface ProbeResult {
   detail: string;
 }
 
+export interface ProbeFailure {
+  container: string;
+  kind: "readiness" | "liveness";
+  detail: string;
+  at: string;
+  /** failureThreshold consecutive failures: kubelet would mark the pod unready / restart the container. */
+  thresholdReached: boolean;
+}
+
 /** The files of one volume (pure): what kubelet would project for it. */
 export function volumeFiles(volume: Volume, namespace: string, lookup: PodContext["lookup"]): VolumeFile[] | "emptyDir" {
   const fromObject = (kind: "Secret" | "ConfigMap", name: string, items: KeyToPath[] | undefined, mode: number, optional?: boolean) => {
@@ -84,6 +93,9 @@ export class Pod {
   network?: PodNetwork;
   readonly containers = new Map<string, ContainerState>();
   ready = false;
+  /** Every failed periodic probe (kubelet's view of the pod while it runs). */
+  readonly probeFailures: ProbeFailure[] = [];
+  private readonly probeTimers: NodeJS.Timeout[] = [];
   private readonly volumeDirs = new Map<string, string>();
   private readonly volumePayloads = new Map<string, VolumeFile[]>();
   private readonly dialers = new Map<string, Promise<Dialer>>();
@@ -137,6 +149,54 @@ export class Pod {
       if (c.readinessProbe) await this.waitForProbe(c, c.readinessProbe, "readiness");
     }
     this.ready = true;
+  }
+
+  /**
+   * Kubelet's periodic probing once the pod runs: readiness and liveness every periodSeconds.
+   * failureThreshold consecutive readiness failures make the pod unready (`onReadiness` lets the
+   * cluster update the Service endpoints); liveness failures are recorded (no restarts here).
+   */
+  startProbing(onReadiness: (pod: Pod) => void): void {
+    const unready = new Set<string>();
+    const update = () => {
+      const ready = unready.size === 0;
+      if (ready !== this.ready) {
+        this.ready = ready;
+        onReadiness(this);
+      }
+    };
+    for (const c of [...(this.spec.initContainers ?? []).filter((i) => i.restartPolicy === "Always"), ...this.spec.containers]) {
+      for (const kind of ["readiness", "liveness"] as const) {
+        const probe = kind === "readiness" ? c.readinessProbe : c.livenessProbe;
+        if (!probe) continue;
+        let failures = 0;
+        let busy = false;
+        const timer = setInterval(async () => {
+          if (busy || this.containers.get(c.name)?.exit) return;
+          busy = true;
+          const result = await this.probe(c, probe);
+          busy = false;
+          if (result.ok) {
+            failures = 0;
+            if (kind === "readiness" && unready.delete(c.name)) update();
+            return;
+          }
+          failures++;
+          const thresholdReached = failures >= (probe.failureThreshold ?? 3);
+          this.probeFailures.push({ container: c.name, kind, detail: result.detail, at: new Date().toISOString(), thresholdReached });
+          if (kind === "readiness" && thresholdReached) {
+            unready.add(c.name);
+            update();
+          }
+        }, (probe.periodSeconds ?? 10) * 1000);
+        timer.unref();
+        this.probeTimers.push(timer);
+      }
+    }
+  }
+
+  stopProbing(): void {
+    this.probeTimers.forEach(clearInterval);
   }
 
   private mountVolume(volume: Volume): void {
