@@ -4,6 +4,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { SERVICE_CIDR } from "../harness/names";
 import type { KubeObject, Registered, StateEntry } from "./mocks";
 
 export interface RenderRequest {
@@ -55,7 +56,7 @@ export async function render(opts: {
     config: opts.config ?? {},
     state: opts.state ?? {},
     replace: opts.replace ?? [],
-    serviceCidrBase: "10.233",
+    serviceCidrBase: SERVICE_CIDR.base,
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-render-"));
   try {

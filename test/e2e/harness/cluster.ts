@@ -11,7 +11,7 @@ import { isRoot } from "./exec";
 import { resolveImage, UnknownImageError } from "./images";
 import { KubeObject, matchesSelector, objectKey, PodSpec } from "./kube";
 import { KubeProxy, ServicePortRule } from "./kube-proxy";
-import { newRunId, RunNames, runNames } from "./names";
+import { newRunId, POD_CIDR, RunNames, runNames, SERVICE_CIDR } from "./names";
 import { createNode, podIp } from "./network";
 import { Pod, PodContext } from "./pod";
 import { stableStringify } from "../../../proxy/config";
@@ -78,7 +78,7 @@ export class Cluster {
       const node = await startDialer(names.nodeNs, { uid: 0, gid: 0, groups: [], capabilities: [], noNewPrivileges: true }, path.join(names.dir, "sock", "node"), path.join(names.dir, "node-dialer.log"));
       const cluster = new Cluster(names, node, log);
       cluster.released = release;
-      log(`node ${names.nodeNs}: bridge ${names.bridge}, pods in 10.234.0.0/24, services in 10.233.0.0/16`);
+      log(`node ${names.nodeNs}: bridge ${names.bridge}, pods in ${POD_CIDR.base}.0/${POD_CIDR.prefixLength}, services in ${SERVICE_CIDR.base}.0.0/${SERVICE_CIDR.prefixLength}`);
       await cluster.start(objects);
       return cluster;
     } catch (err) {

@@ -7,8 +7,8 @@ import * as path from "node:path";
 export const PREFIX = "e2e";
 /** Pod IPs: a range that only ever exists inside namespaces a run creates. */
 export const POD_CIDR = { base: "10.234.0", gateway: "10.234.0.1", prefixLength: 24 } as const;
-/** Service ClusterIPs: likewise private to the run's namespaces. */
-export const SERVICE_CIDR = "10.233.0.0/16";
+/** Service ClusterIPs (<base>.x.y): likewise private to the run's namespaces. */
+export const SERVICE_CIDR = { base: "10.233", prefixLength: 16 } as const;
 
 export const RUNS_DIR = path.join(os.tmpdir(), "e2e-mesh");
 
