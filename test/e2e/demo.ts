@@ -147,7 +147,10 @@ async function main(): Promise<number> {
   const failures = rows.filter((r) => !r.pass).length + flips.filter((f) => f.restarted.length || f.templatesChanged.length).length;
   const verdict =
     failures === 0
-      ? `PASS: all ${rows.length} cells as expected; meshed traffic was TLS 1.3 only, mode flips restarted no container (${((Date.now() - started) / 1000).toFixed(1)} s)`
+      ? `PASS: all ${rows.length} cells as expected` +
+        (modes.some((m) => m !== "disabled") ? "; meshed traffic was TLS 1.3 only" : "; plaintext everywhere, as disabled mode promises") +
+        (flips.length ? `; ${flips.length} mode flip(s) restarted no container` : "") +
+        ` (${((Date.now() - started) / 1000).toFixed(1)} s)`
       : `FAIL: ${failures} unexpected result(s) — see the ✗ rows above`;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ verdict: failures === 0 ? "pass" : "fail", summary: verdict, rows, flips, runId: run.cluster.names.id }, null, 2) + "\n");
