@@ -74,6 +74,21 @@ for (const transport of TRANSPORTS) {
       assert.equal(reply.toString(), "half-closed request");
     });
 
+    it("recovers after the server proxy restarts (pooled sessions are re-established)", async function () {
+      const mesh = await testMesh();
+      assert.equal((await exchange(client.proxy.outboundPorts[0], "before restart")).toString(), "before restart");
+      const port = server.proxy.inboundPorts[0];
+      await server.stop();
+      assert.equal((await exchange(client.proxy.outboundPorts[0], "while down")).length, 0);
+      server = await startTestProxy({
+        leaf: await mesh.leaf("shop", "api"),
+        bundlePem: mesh.bundlePem,
+        workload: workload(SERVER_ID),
+        inbound: [{ host: "127.0.0.1", port, targetPort: backend.port }],
+      });
+      assert.equal((await exchange(client.proxy.outboundPorts[0], "after restart")).toString(), "after restart");
+    });
+
     it("carries 1,000 concurrent connections", async function () {
       this.timeout(60_000);
       const sockets = await Promise.all(Array.from({ length: 1000 }, () => connect(client.proxy.outboundPorts[0])));
