@@ -115,7 +115,8 @@ export function originateMtls(identity: Identity, o: OriginateOptions): Promise<
   return new Promise((resolve, reject) => {
     let naming: Refusal | undefined;
     // Our own TCP socket, so that half-close (allowHalfOpen) carries through the TLS layer.
-    const tcp = net.connect({ host: o.host, port: o.port, allowHalfOpen: true, noDelay: true });
+    // TCP keepalive frees connections (and pooled sessions) whose peer vanished (catalogue #29).
+    const tcp = net.connect({ host: o.host, port: o.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
     const socket = tls.connect({
       socket: tcp,
       secureContext: identity.context,
