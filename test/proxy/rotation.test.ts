@@ -1,0 +1,75 @@
+// Istio's three-step CA rotation through a proxy pair, traffic checked at every step, and one
+// connection opened before the rotation still flowing after it:
+//   1 both bundles trust the old and the new root; 2 leaves re-issued by the new CA (one side,
+//   then the other); 3 bundles trust only the new root.
+import { strict as assert } from "assert";
+import * as net from "net";
+import { TRANSPORTS } from "../../proxy/config";
+import { createTestMesh } from "../support/pki";
+import {
+  Backend, CLIENT_ID, connect, exchange, identityFilesFor, kubeletWrite, removeTmpDirs, SERVER_ID, startBackend, startTestProxy,
+  stopAllProxies, TD, TestProxy, waitFor, workload,
+} from "./support";
+
+async function echoOnce(socket: net.Socket, text: string): Promise<string> {
+  const reply = new Promise<string>((resolve) => socket.once("data", (c: Buffer) => resolve(c.toString())));
+  socket.write(text);
+  return reply;
+}
+
+async function reloaded(proxy: TestProxy, count: number): Promise<void> {
+  await waitFor(() => proxy.logs.filter((l) => l.msg === "identity reloaded").length >= count, 5000, `identity reload #${count}`);
+}
+
+for (const transport of TRANSPORTS) {
+  describe(`proxy/rotation (${transport})`, function () {
+    let backend: Backend;
+    after(async function () {
+      await stopAllProxies();
+      await backend?.close();
+      removeTmpDirs();
+    });
+
+    it("keeps traffic flowing through all three steps of a root rotation", async function () {
+      const old = await createTestMesh(TD, "old");
+      const next = await createTestMesh(TD, "next");
+      backend = await startBackend();
+      const server = await startTestProxy({ leaf: await old.leaf("shop", "api"), bundlePem: old.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
+      const client = await startTestProxy({
+        leaf: await old.leaf("shop", "web"),
+        bundlePem: old.bundlePem,
+        workload: workload(CLIENT_ID),
+        transport,
+        outbound: [{ host: "127.0.0.1", port: 0, route: { host: "127.0.0.1", port: server.proxy.inboundPorts[0], spiffeId: SERVER_ID, targetPort: backend.port } }],
+      });
+      const via = client.proxy.outboundPorts[0];
+      const longLived = await connect(via);
+      assert.equal(await echoOnce(longLived, "step 0"), "step 0");
+
+      const both = old.bundlePem + next.bundlePem;
+      const oldServerLeaf = await old.leaf("shop", "api");
+      const oldClientLeaf = await old.leaf("shop", "web");
+      kubeletWrite(server.identityDir, identityFilesFor(oldServerLeaf, both));
+      kubeletWrite(client.identityDir, identityFilesFor(oldClientLeaf, both));
+      await Promise.all([reloaded(server, 1), reloaded(client, 1)]);
+      assert.equal((await exchange(via, "step 1")).toString(), "step 1");
+
+      const newServerLeaf = await next.leaf("shop", "api");
+      kubeletWrite(server.identityDir, identityFilesFor(newServerLeaf, both));
+      await reloaded(server, 2);
+      assert.equal((await exchange(via, "step 2a")).toString(), "step 2a");
+      kubeletWrite(client.identityDir, identityFilesFor(await next.leaf("shop", "web"), both));
+      await reloaded(client, 2);
+      assert.equal((await exchange(via, "step 2b")).toString(), "step 2b");
+
+      kubeletWrite(server.identityDir, identityFilesFor(newServerLeaf, next.bundlePem));
+      kubeletWrite(client.identityDir, identityFilesFor(await next.leaf("shop", "web"), next.bundlePem));
+      await Promise.all([reloaded(server, 3), reloaded(client, 3)]);
+      assert.equal((await exchange(via, "step 3")).toString(), "step 3");
+
+      assert.equal(await echoOnce(longLived, "still here"), "still here", "the connection from before the rotation survives");
+      longLived.destroy();
+      assert.equal(server.refusals().length + client.refusals().length, 0, JSON.stringify([...server.refusals(), ...client.refusals()]));
+    });
+  });
+}
