@@ -9,7 +9,7 @@ import { originateMtls } from "./handshake";
 import { Identity, MESH_ALPN } from "./identity";
 import { OutboundRoute } from "./settings";
 import { ProxyContext } from "./state";
-import { tunnelSettings, widenSessionWindow } from "./tunnel";
+import { TUNNEL_SESSION_MEMORY_MB, tunnelSettings, widenSessionWindow } from "./tunnel";
 
 export class TunnelPool {
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
@@ -65,6 +65,7 @@ export class TunnelPool {
     const session = http2.connect(`https://${host}:${route.port}`, {
       createConnection: () => socket,
       settings: tunnelSettings(workload.limits.maxConnections),
+      maxSessionMemory: TUNNEL_SESSION_MEMORY_MB,
     });
     session.on("error", (error) => this.ctx.log.debug("tunnel session error", { host: route.host, port: route.port, error }));
     this.ctx.metrics.tunnelSessions.inc({ role: "client" });

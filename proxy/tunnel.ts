@@ -12,8 +12,19 @@ import { forwardToApp } from "./upstream";
 import { modeFor, stillConforms } from "./inbound";
 import { RESERVED_PORTS } from "./wellknown";
 
-/** Flow-control windows big enough that one stream is not throttled by round trips. */
-export const TUNNEL_WINDOW = 8 * 1024 * 1024;
+/**
+ * Per-stream flow-control window: big enough that a stream is not throttled by round trips inside
+ * a cluster (1 MiB covers 10 Gbit/s at 0.8 ms), small enough that a slow reader buffers at most
+ * this much per stream. The connection window is a few streams' worth.
+ */
+export const TUNNEL_WINDOW = 1024 * 1024;
+
+/**
+ * nghttp2's per-session memory cap (Node's default is 10 MB): beyond it new streams are refused.
+ * One session carries every connection between two proxies, so allow for the connection window
+ * plus queued writes of many streams.
+ */
+export const TUNNEL_SESSION_MEMORY_MB = 64;
 
 export function tunnelSettings(maxStreams: number): http2.Settings {
   return { initialWindowSize: TUNNEL_WINDOW, maxConcurrentStreams: maxStreams, enablePush: false };
@@ -31,7 +42,7 @@ export function authorityPort(authority: string | undefined): number | undefined
 /** The connection-level window starts at 64 KiB whatever the settings say; widen it once set up. */
 export function widenSessionWindow(session: http2.Http2Session): void {
   const widen = () => {
-    if (!session.destroyed) session.setLocalWindowSize(TUNNEL_WINDOW * 4);
+    if (!session.destroyed) session.setLocalWindowSize(TUNNEL_WINDOW * 16);
   };
   if (session.connecting) session.once("connect", widen);
   else widen();
@@ -46,7 +57,7 @@ export function serveTunnel(
   fields: Record<string, unknown>,
 ): void {
   const limits = ctx.config.workload.limits;
-  const session = http2.performServerHandshake(socket, { settings: tunnelSettings(limits.maxConnections) });
+  const session = http2.performServerHandshake(socket, { settings: tunnelSettings(limits.maxConnections), maxSessionMemory: TUNNEL_SESSION_MEMORY_MB });
   session.on("error", (error) => ctx.log.debug("tunnel session error", { ...fields, error }));
   ctx.metrics.tunnelSessions.inc({ role: "server" });
   widenSessionWindow(session);
