@@ -68,7 +68,8 @@ export class Cluster {
     const log = opts.log ?? (() => {});
     const stale = sweepStale();
     if (stale.length) log(`swept leftovers of crashed runs: ${stale.join(", ")}`);
-    const names = runNames(newRunId());
+    let names = runNames(newRunId());
+    while (fs.existsSync(names.dir)) names = runNames(newRunId()); // another live run has this id
     claimRun(names.id);
     const release = sweepOnExit(names.id);
     try {
