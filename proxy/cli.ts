@@ -31,7 +31,7 @@ interface RunFlags {
   logLevel: string;
 }
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command("mesh-proxy")
     .description("the mTLS mesh proxy: terminates and originates mTLS for a workload, enforces modes and authorization")
     .version(packageVersion(), "-V, --version", "print the version")

@@ -13,7 +13,7 @@ export interface DirectoryMatch {
 }
 
 /** IPv4-mapped IPv6 (::ffff:10.0.0.1) and plain IPv4 name the same destination. */
-export function normalizeAddress(address: string): string {
+function normalizeAddress(address: string): string {
   const lower = address.toLowerCase();
   return lower.startsWith("::ffff:") && net.isIPv4(lower.slice(7)) ? lower.slice(7) : lower;
 }

@@ -101,7 +101,3 @@ export function buildIdentity(pem: IdentityFiles, trustDomain: string, expectedI
   const fingerprint = createHash("sha256").update(pem.cert).update("\0").update(pem.key).update("\0").update(pem.bundle).digest("hex");
   return { spiffeId: expectedId, notAfter, context, fingerprint };
 }
-
-export function loadIdentity(dir: string, trustDomain: string, expectedId: string): Identity {
-  return buildIdentity(readIdentityFiles(dir), trustDomain, expectedId);
-}

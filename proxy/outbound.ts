@@ -14,7 +14,7 @@ import { ProxyContext, recordRefusal } from "./state";
 import { PROXY_PORTS } from "./wellknown";
 
 /** Where a transparent connection goes, by the directory (undefined spiffeId: not meshed). */
-export function routeFor(ctx: ProxyContext, destination: { address: string; port: number }): OutboundRoute {
+function routeFor(ctx: ProxyContext, destination: { address: string; port: number }): OutboundRoute {
   const match = lookupDestination(ctx.config.directory, destination.address, destination.port);
   if (!match || match.mode === "disabled") {
     return { host: destination.address, port: destination.port, spiffeId: null, targetPort: destination.port };

@@ -17,7 +17,7 @@ import { RESERVED_PORTS } from "./wellknown";
  * a cluster (1 MiB covers 10 Gbit/s at 0.8 ms), small enough that a slow reader buffers at most
  * this much per stream. The connection window is a few streams' worth.
  */
-export const TUNNEL_WINDOW = 1024 * 1024;
+const TUNNEL_WINDOW = 1024 * 1024;
 
 /**
  * nghttp2's per-session memory cap (Node's default is 10 MB): beyond it new streams are refused.

@@ -35,14 +35,6 @@ export function removeTmpDirs(): void {
   for (const dir of tmpRoots.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-export function writeIdentity(dir: string, leaf: { chainPem?: string; certPem: string; keyPem: string }, bundlePem: string): string {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "tls.crt"), leaf.chainPem ?? leaf.certPem);
-  fs.writeFileSync(path.join(dir, "tls.key"), leaf.keyPem);
-  fs.writeFileSync(path.join(dir, "ca.crt"), bundlePem);
-  return dir;
-}
-
 export function workload(spiffeId: string, overrides: Partial<WorkloadConfigInput> = {}): WorkloadConfigInput {
   const parsed = parseSpiffeId(spiffeId);
   if (!parsed.ok || !parsed.id.namespace || !parsed.id.serviceAccount) throw new Error(`not a workload ID: ${spiffeId}`);
