@@ -9,7 +9,7 @@ import { originateMtls } from "./handshake";
 import { Identity, MESH_ALPN } from "./identity";
 import { OutboundRoute } from "./settings";
 import { ProxyContext } from "./state";
-import { TUNNEL_SESSION_MEMORY_MB, tunnelSettings, widenSessionWindow } from "./tunnel";
+import { retireSessionInTime, TUNNEL_SESSION_MEMORY_MB, tunnelSettings, widenSessionWindow } from "./tunnel";
 
 export class TunnelPool {
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
@@ -79,6 +79,7 @@ export class TunnelPool {
       forget();
       this.ctx.metrics.tunnelSessions.dec({ role: "client" });
     });
+    retireSessionInTime(session, socket, forget);
     // An unused session does not hold a connection on the server forever.
     session.setTimeout(60_000, () => {
       forget();

@@ -48,6 +48,25 @@ export function widenSessionWindow(session: http2.Http2Session): void {
   else widen();
 }
 
+/** A pooled session is re-established (and so re-verified) at least this often. */
+const MAX_SESSION_AGE_MS = 30 * 60_000;
+
+/**
+ * Ends a session gracefully (GOAWAY; open streams finish) when the peer certificate it was
+ * verified with expires, or after MAX_SESSION_AGE_MS: identity is checked per TLS connection,
+ * so a pooled connection must not outlive the certificate that authenticated it.
+ */
+export function retireSessionInTime(session: http2.Http2Session, socket: tls.TLSSocket, onRetire: () => void = () => undefined): void {
+  const notAfter = Date.parse(socket.getPeerX509Certificate()?.validTo ?? "");
+  const untilExpiry = Number.isNaN(notAfter) ? 0 : notAfter - Date.now();
+  const timer = setTimeout(() => {
+    onRetire();
+    if (!session.closed) session.close();
+  }, Math.max(0, Math.min(untilExpiry, MAX_SESSION_AGE_MS)));
+  timer.unref();
+  session.once("close", () => clearTimeout(timer));
+}
+
 export function serveTunnel(
   ctx: ProxyContext,
   listener: InboundListener,
@@ -74,6 +93,7 @@ export function serveTunnel(
     ctx.metrics.tunnelSessions.dec({ role: "server" });
   });
   if (limits.idleTimeoutMs > 0) session.setTimeout(limits.idleTimeoutMs, () => session.close());
+  retireSessionInTime(session, socket);
   session.on("stream", (stream, headers) => {
     const refuse = (status: number, reason: string, extra: Record<string, unknown> = {}) => {
       recordRefusal(ctx, "inbound", "tunnel", reason, { ...fields, authority: headers[":authority"], ...extra });

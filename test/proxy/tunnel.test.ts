@@ -104,6 +104,18 @@ describe("proxy/tunnel", function () {
     session.close();
   });
 
+  it("ends a pooled session when the peer certificate that authenticated it expires", async function () {
+    const port = server.proxy.inboundPorts[0];
+    const shortLived = await mesh.leaf("shop", "web", { notAfter: new Date(Date.now() + 1500) });
+    const session = await tunnelSession(port, { cert: shortLived.chainPem, key: shortLived.keyPem, ca: mesh.bundlePem });
+    const { status } = await connectStream(session, `127.0.0.1:${backend.port}`);
+    assert.equal(status, 200);
+    const started = Date.now();
+    await new Promise((resolve) => session.once("goaway", resolve));
+    assert.ok(Date.now() - started < 3000);
+    session.destroy();
+  });
+
   it("closes open streams whose peer a policy edit no longer allows (#5)", async function () {
     const port = server.proxy.inboundPorts[0];
     const session = await tunnelSession(port, creds);
