@@ -79,6 +79,22 @@ describe("proxy/cli", function () {
     }
   });
 
+  it("exits 1 with a clean message when a listener's port is taken", async function () {
+    const mesh = await testMesh();
+    const dir = tmpDir();
+    writeIdentityDir(path.join(dir, "id"), identityFilesFor(await mesh.leaf("shop", "api"), mesh.bundlePem));
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    const file = path.join(dir, "p.json");
+    fs.writeFileSync(file, stableStringify({ version: 1, identity: "./id", workload: workload(SERVER_ID), listeners: { inbound: [{ port, host: "127.0.0.1", targetPort: 1 }] }, admin: { host: "127.0.0.1", port: await freePort() } }));
+    const result = run(["run", "--config", file]);
+    taken.close();
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(inbound\\): EADDRINUSE`));
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+
   describe("a pair from proxy.json files", function () {
     let backend: Backend;
     let server: ChildProcess;
