@@ -48,15 +48,37 @@ const LISTEN_OPTIONS: net.ServerOpts = {
   keepAliveInitialDelay: 60_000, // Frees half-open peers (catalogue #29).
 };
 
-function listen(server: net.Server | http.Server, host: string, port: number, what: string): Promise<number> {
+class ListenError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+function listenOnce(server: net.Server | http.Server, host: string, port: number, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port} (${what}): ${error.code ?? error.message}`));
+    const onError = (error: NodeJS.ErrnoException) =>
+      reject(new ListenError(`cannot listen on ${host}:${port} (${what}): ${error.code ?? error.message}`, error.code));
     server.once("error", onError);
     server.listen({ host, port, backlog: 4096 }, () => {
       server.off("error", onError);
       resolve((server.address() as net.AddressInfo).port);
     });
   });
+}
+
+const NO_IPV6 = new Set(["EAFNOSUPPORT", "EADDRNOTAVAIL", "EINVAL"]);
+
+/** Listens; the dual-stack "::" falls back to 0.0.0.0 on a host without IPv6. */
+async function listen(server: net.Server | http.Server, host: string, port: number, what: string): Promise<number> {
+  try {
+    return await listenOnce(server, host, port, what);
+  } catch (error) {
+    if (host !== "::" || !(error instanceof ListenError) || !NO_IPV6.has(error.code ?? "")) throw error;
+    return listenOnce(server, "0.0.0.0", port, what);
+  }
 }
 
 function hashFiles(files: string[]): string {
@@ -161,8 +183,14 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
     const outboundPorts: number[] = [];
     for (const listener of settings.outbound) {
       const server = net.createServer(LISTEN_OPTIONS, outboundHandler(ctx, listener, pool));
-      servers.push(server);
-      outboundPorts.push(await listen(server, listener.host, listener.port, "outbound"));
+      try {
+        outboundPorts.push(await listen(server, listener.host, listener.port, "outbound"));
+        servers.push(server);
+      } catch (error) {
+        if (!listener.optional || !(error instanceof ListenError) || !NO_IPV6.has(error.code ?? "")) throw error;
+        log.info("optional listener skipped", { host: listener.host, port: listener.port, error: error.message });
+        outboundPorts.push(0);
+      }
     }
     const adminPort = await listen(admin, settings.admin.host, settings.admin.port, "admin");
     watcher = watchPaths([settings.identityDir, ...configFiles.map((f) => path.dirname(f))], reload, options.watch);

@@ -39,6 +39,8 @@ export interface OutboundRoute {
 export interface OutboundListener {
   host: string;
   port: number;
+  /** Skip it (with a log line) when the address family is unavailable, e.g. ::1 without IPv6. */
+  optional?: boolean;
   /** Explicit route. Absent: transparent, from SO_ORIGINAL_DST and directory.json. */
   route?: OutboundRoute;
 }
@@ -64,6 +66,13 @@ export interface SettingsOverrides {
   identityDir?: string;
   transport?: Transport;
 }
+
+// The OUTPUT REDIRECT rewrites the destination to loopback (127.0.0.1, or ::1 for ip6tables):
+// nothing outside the pod should reach the outbound listener.
+const TRANSPARENT_OUTBOUND: OutboundListener[] = [
+  { host: "127.0.0.1", port: PROXY_PORTS.outbound },
+  { host: "::1", port: PROXY_PORTS.outbound, optional: true },
+];
 
 function readJson(file: string): unknown {
   let text: string;
@@ -121,11 +130,10 @@ export function loadSettings(configPath: string, overrides: SettingsOverrides = 
       source,
       identityDir: path.resolve(overrides.identityDir ?? MOUNT_PATHS.identity),
       config: loadMeshConfig(source),
-      inbound: [{ host: "0.0.0.0", port: PROXY_PORTS.inbound }],
-      // The OUTPUT REDIRECT rewrites the destination to 127.0.0.1: nothing outside the pod
-      // should reach the outbound listener.
-      outbound: [{ host: "127.0.0.1", port: PROXY_PORTS.outbound }],
-      admin: { host: "0.0.0.0", port: PROXY_PORTS.admin },
+      // "::" is dual-stack (IPv4 arrives v4-mapped); it falls back to 0.0.0.0 without IPv6.
+      inbound: [{ host: "::", port: PROXY_PORTS.inbound }],
+      outbound: TRANSPARENT_OUTBOUND,
+      admin: { host: "::", port: PROXY_PORTS.admin },
       transport: overrides.transport ?? "h2",
     };
   }
@@ -146,8 +154,8 @@ export function loadSettings(configPath: string, overrides: SettingsOverrides = 
     route: { host: l.target.host, port: l.target.port, spiffeId: l.spiffeId, targetPort: l.targetPort ?? l.target.port },
   }));
   if (file.listeners.transparent) {
-    inbound.push({ host: "0.0.0.0", port: PROXY_PORTS.inbound });
-    outbound.push({ host: "127.0.0.1", port: PROXY_PORTS.outbound });
+    inbound.push({ host: "::", port: PROXY_PORTS.inbound });
+    outbound.push(...TRANSPARENT_OUTBOUND);
   }
   const ports = [...inbound, ...outbound].map((l) => l.port).concat(file.admin.port);
   const duplicate = ports.find((port, i) => ports.indexOf(port) !== i);
