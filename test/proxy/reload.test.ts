@@ -208,6 +208,22 @@ describe("proxy/reload", function () {
     for (const s of held) s.destroy();
   });
 
+  it("closes a connection idle in both directions for idleTimeoutMs", async function () {
+    const server = await startTestProxy({
+      leaf: await mesh.leaf("shop", "api"),
+      bundlePem: mesh.bundlePem,
+      workload: workload(SERVER_ID, { inbound: { defaultMode: "disabled", ports: [] }, limits: { idleTimeoutMs: 300 } }),
+      inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }],
+    });
+    const socket = await connect(server.proxy.inboundPorts[0]);
+    assert.equal(await echoOnce(socket, "active"), "active");
+    const started = Date.now();
+    await new Promise((resolve) => socket.once("end", resolve));
+    const idle = Date.now() - started;
+    assert.ok(idle >= 250 && idle < 2000, `closed after ${idle} ms idle`);
+    socket.destroy();
+  });
+
   it("drains on shutdown: stops accepting, lets open connections finish, then stops", async function () {
     const server = await startTestProxy({
       leaf: await mesh.leaf("shop", "api"),
