@@ -72,7 +72,9 @@ export function acceptMtls(raw: net.Socket, identity: Identity, trustDomain: str
       settled = true;
       clearTimeout(timer);
       socket.destroy();
-      raw.destroy();
+      // Not synchronously: this can run inside OpenSSL's callback for a handshake error, and
+      // freeing the TCP handle under it crashed Node (seen with a resumption attempt).
+      setImmediate(() => raw.destroy());
       reject(new Refusal(reason, detail));
     };
     const timer = setTimeout(() => refuse("handshake_timeout", `no completed handshake after ${timeoutMs} ms`), timeoutMs);
@@ -138,7 +140,7 @@ export function originateMtls(identity: Identity, o: OriginateOptions): Promise<
       settled = true;
       clearTimeout(timer);
       socket.destroy();
-      tcp.destroy();
+      setImmediate(() => tcp.destroy()); // As in acceptMtls: never under OpenSSL's callback.
       reject(refusal);
     };
     const timer = setTimeout(() => fail(new Refusal("handshake_timeout", `no handshake with ${o.host}:${o.port} after ${o.timeoutMs} ms`)), o.timeoutMs);

@@ -89,10 +89,10 @@ export function buildIdentity(pem: IdentityFiles, trustDomain: string, expectedI
       ciphers: TLS_CIPHERS,
       ecdhCurve: TLS_GROUPS,
       honorCipherOrder: true,
-      // No session tickets: a resumed session would skip our peer checks' inputs changing (a
-      // bundle change must not be bypassed, CVE-2022-21654 class), saves two messages per
-      // handshake, and Node mishandles tickets on server sockets wrapped without a tls.Server
-      // (it crashed in our test). The pooled transport makes resumption moot anyway.
+      // No session tickets: nothing negotiated under an old bundle may be resumed (CVE-2022-21654
+      // class), it saves two messages per handshake, and the pooled transport makes resumption
+      // moot. (With tickets on, a resumption attempt hit a Node crash, now also guarded in
+      // handshake.ts.)
       secureOptions: constants.SSL_OP_NO_TICKET,
     });
   } catch (error) {
