@@ -1,6 +1,7 @@
 // Hot reload through kubelet-style `..data` symlink swaps, readiness, metrics, probes, the
 // connection limit and the SIGTERM drain, all on a running in-process proxy.
 import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
 import * as http from "http";
 import * as net from "net";
 import * as tls from "tls";
@@ -221,6 +222,22 @@ describe("proxy/reload", function () {
     await new Promise((resolve) => socket.once("end", resolve));
     const idle = Date.now() - started;
     assert.ok(idle >= 250 && idle < 2000, `closed after ${idle} ms idle`);
+    socket.destroy();
+  });
+
+  it("arms TCP keepalive on accepted connections, so a vanished peer is freed (#29)", async function () {
+    const server = await startTestProxy({
+      leaf: await mesh.leaf("shop", "api"),
+      bundlePem: mesh.bundlePem,
+      workload: workload(SERVER_ID, { inbound: { defaultMode: "disabled", ports: [] } }),
+      inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }],
+    });
+    const port = server.proxy.inboundPorts[0];
+    const socket = await connect(port);
+    assert.equal(await echoOnce(socket, "alive"), "alive");
+    const ss = spawnSync("ss", ["-tnoH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" });
+    assert.equal(ss.status, 0, ss.stderr);
+    assert.match(ss.stdout, /timer:\(keepalive,/, ss.stdout);
     socket.destroy();
   });
 
