@@ -40,7 +40,8 @@ const num = (x: number | undefined, digits = 2): string => {
 };
 const cell = (s: Stat | undefined, digits = 2) =>
   s ? (s.n > 1 ? `${num(s.median, digits)} (${num(s.min, digits)}–${num(s.max, digits)})` : num(s.median, digits)) : "–";
-const ratio = (a?: Stat, b?: Stat) => (a && b && b.median ? `${(a.median / b.median).toFixed(2)}×` : "–");
+// Ratios of added latencies that are ≤ 0 (within noise of direct) mean nothing: leave them out.
+const ratio = (a?: Stat, b?: Stat) => (a && b && b.median > 0 && a.median >= 0 ? `${(a.median / b.median).toFixed(2)}×` : "–");
 
 interface Row {
   label: string;
@@ -146,7 +147,12 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   }
 
   if (r.profile) {
-    out.push(`## CPU profile of our proxy under load`, ``, `Load: ${r.profile.load}. Self time, idle excluded.`, ``);
+    out.push(
+      `## CPU profile of our proxy under load`,
+      ``,
+      `Load: ${r.profile.load}. Self time, idle excluded. Reading it: \`writeBuffer\` is the native socket write, which for a TLS socket includes encrypting the record (and, during a handshake, the handshake crypto); \`(program)\` is native time outside any JS frame (libuv, OpenSSL reads and decryption, nghttp2 framing); \`dist/proxy\` is the proxy's own JavaScript.`,
+      ``,
+    );
     for (const s of r.profile.sides) {
       out.push(`${s.side} side (${s.totalMs} ms of CPU samples). By area: ${s.byArea.map((a) => `${a.area} ${a.selfPercent}%`).join(", ")}.`, ``, `| self % | function | where |`, `|---|---|---|`);
       for (const e of s.top) out.push(`| ${e.selfPercent} | \`${e.function}\` | ${e.location} |`);
