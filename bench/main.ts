@@ -179,10 +179,11 @@ async function main(): Promise<void> {
   let profile: ProfileSummary | undefined;
   const missed = Object.values(targets).flat().some((t) => t.met === false);
   if (oursMain && (o.profile === "always" || (o.profile === "auto" && missed))) {
-    progress("profiling our proxy under keep-alive and churn load (node --cpu-prof)");
+    progress("profiling our proxy under keep-alive, churn and bulk load (node --cpu-prof)");
     try {
       const transport = oursMain === "ours-h2" ? "h2" : oursMain === "ours-tcp" ? "tcp" : ours.transport;
-      profile = await profileOurs({ pki, rawDir, ours: { ...ours, transport }, seconds: Math.max(2, Math.min(5, d.saturationSeconds)), progress });
+      const node = oursMain === "ours-alt-node" ? ours.altNode! : ours.node;
+      profile = await profileOurs({ pki, rawDir, ours: { ...ours, node, transport }, seconds: Math.max(2, Math.min(5, d.saturationSeconds)), progress });
     } catch (err) {
       progress(`profile FAILED: ${(err as Error).message}`);
     }

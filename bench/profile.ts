@@ -22,9 +22,16 @@ export interface AreaEntry {
   selfPercent: number;
 }
 
+export interface LoadProfile {
+  load: string;
+  totalMs: number;
+  top: ProfileEntry[];
+  byArea: AreaEntry[];
+}
+
 export interface ProfileSummary {
   load: string;
-  sides: { side: "client" | "server"; file: string; totalMs: number; top: ProfileEntry[]; byArea: AreaEntry[] }[];
+  sides: { side: "client" | "server"; file: string; loads: LoadProfile[] }[];
 }
 
 interface CpuProfile {
@@ -95,11 +102,18 @@ export async function profileOurs(o: { pki: BenchPki; rawDir: string; ours: Ours
       { ...o.ours, nodeFlags: [...o.ours.nodeFlags, "--cpu-prof"], profileDirFor: profDir },
     );
     const url = `http://${sys.host}:${sys.port}/`;
-    const loadStart = monotonicUs();
-    await wrk({ url, connections: 32, seconds: o.seconds, netns: topo.clientNs });
-    await wrk({ url, connections: 32, seconds: o.seconds, closeEachRequest: true, netns: topo.clientNs });
-    await wrk({ url: `http://${sys.host}:${sys.port}${BULK_PATH}`, connections: 1, seconds: o.seconds, netns: topo.clientNs });
-    const loadEnd = monotonicUs();
+    // Each load in its own time window, so the report can say what each one costs.
+    const loads: { name: string; run: () => Promise<unknown> }[] = [
+      { name: "keep-alive (wrk -c32)", run: () => wrk({ url, connections: 32, seconds: o.seconds, netns: topo.clientNs }) },
+      { name: "new connection per request (wrk -c32, Connection: close)", run: () => wrk({ url, connections: 32, seconds: o.seconds, closeEachRequest: true, netns: topo.clientNs }) },
+      { name: "bulk (wrk -c1, 64 MB downloads)", run: () => wrk({ url: `http://${sys.host}:${sys.port}${BULK_PATH}`, connections: 1, seconds: o.seconds, netns: topo.clientNs }) },
+    ];
+    const windows: [number, number][] = [];
+    for (const load of loads) {
+      const from = monotonicUs();
+      await load.run();
+      windows.push([from, monotonicUs()]);
+    }
     // A clean exit writes the profile; give it time.
     for (const p of sys.proxies) await stop(p.proc, 20_000); // client side first, like a pod going away
     await stop(backend.proc);
@@ -107,9 +121,14 @@ export async function profileOurs(o: { pki: BenchPki; rawDir: string; ours: Ours
       const files = fs.existsSync(profDir(side)) ? fs.readdirSync(profDir(side)).filter((f) => f.endsWith(".cpuprofile")) : [];
       if (!files.length) throw new Error(`no CPU profile written by the ${side} side (did it exit cleanly on SIGTERM?)`);
       const file = path.join(profDir(side), files[0]);
-      return { side, file, ...topFunctions(JSON.parse(fs.readFileSync(file, "utf8")) as CpuProfile, 15, [loadStart, loadEnd]) };
+      const profile = JSON.parse(fs.readFileSync(file, "utf8")) as CpuProfile;
+      return {
+        side,
+        file,
+        loads: loads.map((load, i) => ({ load: load.name, ...topFunctions(profile, 10, windows[i]) })),
+      };
     });
-    return { load: `wrk -c32 keep-alive ${o.seconds} s, wrk -c32 Connection: close ${o.seconds} s, wrk -c1 bulk ${o.seconds} s, loopback; samples during the load only`, sides };
+    return { load: `${o.seconds} s each, one after the other, loopback; only samples taken while a load ran count`, sides };
   } finally {
     topo.teardown();
   }

@@ -153,11 +153,16 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
       `Load: ${r.profile.load}. Self time, idle excluded. Reading it: \`writeBuffer\` is the native socket write, which for a TLS socket includes encrypting the record (and, during a handshake, the handshake crypto); \`(program)\` is native time outside any JS frame (libuv, OpenSSL reads and decryption, nghttp2 framing); \`dist/proxy\` is the proxy's own JavaScript.`,
       ``,
     );
-    for (const s of r.profile.sides) {
-      out.push(`${s.side} side (${s.totalMs} ms of CPU samples). By area: ${s.byArea.map((a) => `${a.area} ${a.selfPercent}%`).join(", ")}.`, ``, `| self % | function | where |`, `|---|---|---|`);
-      for (const e of s.top) out.push(`| ${e.selfPercent} | \`${e.function}\` | ${e.location} |`);
-      out.push(``);
-    }
+    const loads = r.profile.sides[0]?.loads.map((l) => l.load) ?? [];
+    loads.forEach((load, li) => {
+      out.push(`### ${load}`, ``);
+      for (const s of r.profile!.sides) {
+        const p = s.loads[li];
+        out.push(`${s.side} side, ${p.totalMs} ms of CPU. By area: ${p.byArea.map((a) => `${a.area} ${a.selfPercent}%`).join(", ")}.`, ``, `| self % | function | where |`, `|---|---|---|`);
+        for (const e of p.top) out.push(`| ${e.selfPercent} | \`${e.function}\` | ${e.location} |`);
+        out.push(``);
+      }
+    });
   }
 
   out.push(`## Method`, ``);
