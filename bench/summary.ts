@@ -109,6 +109,8 @@ function atLeastTimes(target: string, unit: string, k: number, ours?: Stat, hapr
   if (!ours || !haproxy) return { target, unit, gap: "not measured" };
   const ratio = ours.median / haproxy.median;
   const met = ratio >= k;
+  // Near the target two decimals would print "1.00×, missed"; show three.
+  const fmt = (x: number) => (Math.abs(x - k) < 0.01 || Math.abs(k / x - 1) < 0.01 ? x.toFixed(3) : x.toFixed(2));
   return {
     target, unit, value: ours.median, reference: haproxy.median, ratio, met,
     gap: met ? `${fmt(ratio)}×` : `${fmt(ratio)}× of HAProxy, needs ${fmt(k / ratio)}× more`,
