@@ -3,7 +3,7 @@
 // stops packets from pods that could not present the identity anyway).
 import type * as k8s from "@pulumi/kubernetes";
 import { spiffeId } from "../proxy/spiffe";
-import { LABELS } from "../proxy/wellknown";
+import { LABELS, PROXY_PORTS } from "../proxy/wellknown";
 import type { AuthorizationRule } from "../proxy/config";
 import { SERVICE_ACCOUNT_LABEL } from "./inject";
 
@@ -42,23 +42,26 @@ const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 /**
  * The NetworkPolicy spec for one AuthorizationPolicy. Several policies on one workload are
  * additive, exactly like the proxy's rules. Service accounts are matched through the label every
- * meshed pod carries (NetworkPolicy cannot select by service account).
+ * meshed pod carries (NetworkPolicy cannot select by service account). The proxy's admin port
+ * stays open to everyone: it serves only health and metrics, and Prometheus must still scrape it.
  */
 export function renderNetworkPolicySpec(input: NetworkPolicyInput): k8s.types.input.networking.v1.NetworkPolicySpec {
   return {
     podSelector: { matchLabels: { [LABELS.workload]: input.workload } },
     policyTypes: ["Ingress"],
-    ingress: input.rules.map((rule) => {
-      const from = [
-        ...[...rule.serviceAccounts]
-          .sort((a, b) => `${a.namespace}/${a.serviceAccount}`.localeCompare(`${b.namespace}/${b.serviceAccount}`))
-          .map((sa) => ({
-            namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: sa.namespace } },
-            podSelector: { matchLabels: { [SERVICE_ACCOUNT_LABEL]: sa.serviceAccount } },
-          })),
-        ...uniqueSorted(rule.namespaces).map((ns) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: ns } } })),
-      ];
-      return rule.ports ? { from, ports: uniqueSorted(rule.ports).map((port) => ({ protocol: "TCP", port })) } : { from };
-    }),
+    ingress: [...input.rules.map(ruleIngress), { ports: [{ protocol: "TCP", port: PROXY_PORTS.admin }] }],
   };
+}
+
+function ruleIngress(rule: ResolvedRule): k8s.types.input.networking.v1.NetworkPolicyIngressRule {
+  const from = [
+    ...[...rule.serviceAccounts]
+      .sort((a, b) => `${a.namespace}/${a.serviceAccount}`.localeCompare(`${b.namespace}/${b.serviceAccount}`))
+      .map((sa) => ({
+        namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: sa.namespace } },
+        podSelector: { matchLabels: { [SERVICE_ACCOUNT_LABEL]: sa.serviceAccount } },
+      })),
+    ...uniqueSorted(rule.namespaces).map((ns) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: ns } } })),
+  ];
+  return rule.ports ? { from, ports: uniqueSorted(rule.ports).map((port) => ({ protocol: "TCP", port })) } : { from };
 }

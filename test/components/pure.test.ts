@@ -212,6 +212,7 @@ describe("components/policy rendering", () => {
           ports: [{ protocol: "TCP", port: 8080 }],
         },
         { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] },
+        { ports: [{ protocol: "TCP", port: 15021 }] }, // the admin port: health and metrics for everyone
       ],
     });
   });

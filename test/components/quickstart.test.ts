@@ -125,6 +125,7 @@ describe("components/quickstart example under mocks", function () {
           from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "shop" } }, podSelector: { matchLabels: { "mtls-mesh.io/service-account": "web" } } }],
           ports: [{ protocol: "TCP", port: 8080 }],
         },
+        { ports: [{ protocol: "TCP", port: 15021 }] }, // the admin port: health and metrics for everyone
       ],
     });
   });
