@@ -153,11 +153,13 @@ export function loadSettings(configPath: string, overrides: SettingsOverrides = 
     port: l.port,
     route: { host: l.target.host, port: l.target.port, spiffeId: l.spiffeId, targetPort: l.targetPort ?? l.target.port },
   }));
+  // Checked before the transparent listeners join: those bind one port on two loopback addresses.
+  const ports = [...inbound, ...outbound].map((l) => l.port).concat(file.admin.port);
   if (file.listeners.transparent) {
+    ports.push(PROXY_PORTS.inbound, PROXY_PORTS.outbound);
     inbound.push({ host: "::", port: PROXY_PORTS.inbound });
     outbound.push(...TRANSPARENT_OUTBOUND);
   }
-  const ports = [...inbound, ...outbound].map((l) => l.port).concat(file.admin.port);
   const duplicate = ports.find((port, i) => ports.indexOf(port) !== i);
   if (duplicate !== undefined) throw new ConfigError(`invalid config in ${resolved}:\n  listeners: port ${duplicate} is used twice`);
   if (inbound.length + outbound.length === 0) {

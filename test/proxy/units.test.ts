@@ -8,6 +8,7 @@ import { parseProxyFileConfig, parseWorkloadConfig } from "../../proxy/config";
 import { lookupDestination } from "../../proxy/directory";
 import { authorize, decide, resolveMode } from "../../proxy/policy";
 import { ConfigError } from "../../proxy/config";
+import { isLevel } from "../../proxy/log";
 import { loadSettings } from "../../proxy/settings";
 import { classifyFirstBytes } from "../../proxy/sniff";
 import { authorityPort } from "../../proxy/tunnel";
@@ -174,5 +175,24 @@ describe("proxy/settings loadSettings", function () {
     assert.deepEqual(settings.inbound, [{ host: "0.0.0.0", port: 1502, targetPort: 8080, mode: undefined }]);
     assert.deepEqual(settings.admin, { host: "0.0.0.0", port: 15021 });
     assert.equal(settings.transport, "h2");
+  });
+
+  it("adds the transparent listeners (outbound on both loopbacks) and still catches a clash with them", function () {
+    const dir = tmpDir();
+    const file = path.join(dir, "proxy.json");
+    const write = (doc: unknown) => fs.writeFileSync(file, JSON.stringify(doc));
+    write({ version: 1, identity: "id", workload: workload(SERVER_ID), listeners: { transparent: true } });
+    const settings = loadSettings(file);
+    assert.deepEqual(settings.inbound.map((l) => `${l.host}:${l.port}`), [":::15006"]);
+    assert.deepEqual(settings.outbound.map((l) => `${l.host}:${l.port}`), ["127.0.0.1:15001", "::1:15001"]);
+    write({ version: 1, identity: "id", workload: workload(SERVER_ID), listeners: { transparent: true, inbound: [{ port: 15006, targetPort: 1 }] } });
+    assert.throws(() => loadSettings(file), /port 15006 is used twice/);
+  });
+});
+
+describe("proxy/log isLevel", function () {
+  it("knows the four levels and nothing inherited from Object", function () {
+    for (const level of ["debug", "info", "warn", "error"]) assert.ok(isLevel(level), level);
+    for (const bad of ["constructor", "toString", "__proto__", "trace", ""]) assert.ok(!isLevel(bad), bad);
   });
 });
