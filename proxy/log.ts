@@ -47,5 +47,5 @@ function errorsAsText(_key: string, value: unknown): unknown {
 }
 
 export function isLevel(text: string): text is Level {
-  return text in RANK;
+  return Object.hasOwn(RANK, text);
 }

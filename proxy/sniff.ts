@@ -1,8 +1,8 @@
 // Protocol detection on a permissive (or strict) port: is the first flight a TLS ClientHello?
 // A TLS record starts 0x16 (handshake), 0x03 0x0X (record version), then a 2-byte length; the
-// first handshake message type is 0x01 (ClientHello). Three bytes decide; we never buffer more
-// than one read, and we give up waiting after a timeout so server-first protocols (MySQL, SMTP:
-// the client waits for the server's greeting) are not stalled (catalogue #31).
+// first handshake message type is 0x01 (ClientHello). At most six bytes decide, so the reads held
+// back while undecided stay tiny; we give up waiting after a timeout so server-first protocols
+// (MySQL, SMTP: the client waits for the server's greeting) are not stalled (catalogue #31).
 import * as net from "net";
 
 export type Sniffed = "tls" | "plaintext";
