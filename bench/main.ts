@@ -1,4 +1,4 @@
-// `npm run bench` (full) / `npm run bench -- --quick` (about 2 minutes): the side-by-side
+// `npm run bench` (full) / `npm run bench -- --quick` (about 2½ minutes): the side-by-side
 // benchmark of this project's proxy against HAProxy, nginx stream and stunnel (and no proxy).
 // Systems are interleaved (A B C D E, repeat) so drift on the machine hits all of them alike.
 import * as fs from "node:fs";
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const program = new Command()
     .name("bench")
     .description("Side-by-side benchmark: mesh-proxy vs HAProxy, nginx stream, stunnel (mTLS pairs)")
-    .option("--quick", "about 2 minutes: loopback, 2 rounds, short runs")
+    .option("--quick", "about 2½ minutes: loopback, 2 rounds, short runs")
     .option("--tiny", "a few seconds, only to check the harness works (no meaningful numbers)")
     .option("--topology <list>", "loopback,netns")
     .option("--systems <list>", `any of ${ALL_SYSTEMS.join(",")} (default ${DEFAULT_SYSTEMS.join(",")})`)
@@ -99,6 +99,9 @@ async function main(): Promise<void> {
   const cpSizes = o.controlPlane === "none" ? [] : o.controlPlane ? o.controlPlane.split(",").map(Number) : preset.controlPlane;
   if (cpSizes.some((n: number) => !Number.isInteger(n) || n < 1)) throw new UsageError("--control-plane takes sizes like 10,100,1000 or 'none'");
   if (!["auto", "always", "never"].includes(o.profile)) throw new UsageError("--profile is auto, always or never");
+  for (const [flag, file] of [["--node", o.node], ["--alt-node", o.altNode]] as const) {
+    if (file !== undefined && spawnSync(file, ["--version"]).status !== 0) throw new UsageError(`${flag} ${file}: not a runnable Node binary`);
+  }
 
   if (topologies.includes("netns") && !isRoot()) {
     throw new UsageError("the netns topology needs root (network namespaces); run as root, or pass --topology loopback");
@@ -116,7 +119,11 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const outDir = path.resolve(o.out);
   const rawDir = path.join(outDir, `raw-${stamp}`);
-  fs.mkdirSync(rawDir, { recursive: true });
+  try {
+    fs.mkdirSync(rawDir, { recursive: true });
+  } catch (error) {
+    throw new UsageError(`--out ${outDir}: cannot create ${rawDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
   const started = Date.now();
   const progress = (line: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
   const d: Durations = preset;

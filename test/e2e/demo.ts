@@ -74,7 +74,6 @@ function parseModes(list: string): Mode[] {
 async function main(): Promise<number> {
   program.parse();
   const opts = program.opts<{ keep?: boolean; json?: boolean; modes: string; cleanup?: boolean }>();
-  const modes = parseModes(opts.modes);
   const problem = rootProblem();
   if (problem) {
     process.stderr.write(`demo: ${problem}.\nRun it as root, e.g.: sudo npm run demo\n`);
@@ -85,6 +84,7 @@ async function main(): Promise<number> {
     progress(swept.length ? `removed leftovers of runs ${swept.join(", ")}` : "nothing to clean up");
     return 0;
   }
+  const modes = parseModes(opts.modes);
   progress("checking host packages (iptables, iproute2, tcpdump, openssl, util-linux, curl)");
   const setup = spawnSync("bash", [path.join(REPO_ROOT, "test", "setup", "host-packages.sh")], { stdio: ["ignore", "inherit", "inherit"] });
   if (setup.status !== 0) {
