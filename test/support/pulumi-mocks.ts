@@ -1,20 +1,16 @@
 // The shared Pulumi engine stand-in for tests (pulumi.runtime.setMocks). It behaves like the real
 // providers where the product depends on it:
 //  - @pulumi/tls mints REAL keys, CSRs and certificates exactly as the inputs say (algorithm,
-//    curve, subject, URI/DNS SANs, allowed uses, CA flag, path length, validity), with
-//    @peculiar/x509, so tests can parse what the components asked for and the e2e harness can run
-//    pods on real certificates. Like the provider, LocallySignedCert copies SANs from the CSR and
-//    does not backdate notBefore.
+//    curve, subject, URI/DNS SANs, allowed uses, CA flag, path length, validity): tls-provider.ts,
+//    the same minting the e2e engine uses, so tests parse what the components asked for. Like
+//    the provider, LocallySignedCert copies SANs from the CSR and does not backdate notBefore.
 //  - Kubernetes objects echo their inputs with server-side metadata (auto-names, namespace);
 //    Services get a deterministic ClusterIP; Secrets get `data` from `stringData`.
 //  - every registration is recorded with its options (parent, dependencies, protect,
 //    ignoreChanges, replacementTrigger), for assertions and diffs.
-import "reflect-metadata";
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto } from "node:crypto";
-import * as x509 from "@peculiar/x509";
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-
-x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
+import { isMintedType, mint } from "./tls-provider";
 
 export interface RecordedResource {
   urn: string;
@@ -50,154 +46,6 @@ function unwrapSecrets(value: unknown, path: string, secrets: string[]): any {
     return out;
   }
   return value;
-}
-
-const ECDSA = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-const KEY_USAGE_BITS: Record<string, number> = {
-  digital_signature: x509.KeyUsageFlags.digitalSignature,
-  content_commitment: x509.KeyUsageFlags.nonRepudiation,
-  key_encipherment: x509.KeyUsageFlags.keyEncipherment,
-  data_encipherment: x509.KeyUsageFlags.dataEncipherment,
-  key_agreement: x509.KeyUsageFlags.keyAgreement,
-  cert_signing: x509.KeyUsageFlags.keyCertSign,
-  crl_signing: x509.KeyUsageFlags.cRLSign,
-  encipher_only: x509.KeyUsageFlags.encipherOnly,
-  decipher_only: x509.KeyUsageFlags.decipherOnly,
-};
-const EXT_KEY_USAGES: Record<string, string> = {
-  server_auth: x509.ExtendedKeyUsage.serverAuth,
-  client_auth: x509.ExtendedKeyUsage.clientAuth,
-  code_signing: x509.ExtendedKeyUsage.codeSigning,
-  email_protection: x509.ExtendedKeyUsage.emailProtection,
-  timestamping: x509.ExtendedKeyUsage.timeStamping,
-  ocsp_signing: x509.ExtendedKeyUsage.ocspSigning,
-};
-
-class MockInputError extends Error {}
-
-async function importKeyPair(privateKeyPem: string): Promise<webcrypto.CryptoKeyPair> {
-  const priv = createPrivateKey(privateKeyPem);
-  const pkcs8 = priv.export({ format: "der", type: "pkcs8" });
-  const spki = createPublicKey(priv).export({ format: "der", type: "spki" });
-  return {
-    privateKey: await webcrypto.subtle.importKey("pkcs8", pkcs8, ECDSA, true, ["sign"]),
-    publicKey: await webcrypto.subtle.importKey("spki", spki, ECDSA, true, ["verify"]),
-  } as webcrypto.CryptoKeyPair;
-}
-
-function distinguishedName(subject: Record<string, unknown> | undefined): string {
-  const parts: string[] = [];
-  const add = (attr: string, value: unknown) => {
-    if (typeof value === "string" && value !== "") parts.push(`${attr}=${value.replace(/([,+="\\<>;])/g, "\\$1")}`);
-  };
-  add("CN", subject?.commonName);
-  add("OU", subject?.organizationalUnit);
-  add("O", subject?.organization);
-  add("L", subject?.locality);
-  add("ST", subject?.province);
-  add("C", subject?.country);
-  add("serialNumber", subject?.serialNumber);
-  return parts.join(", ");
-}
-
-function sanNames(inputs: Record<string, any>): x509.JsonGeneralName[] {
-  return [
-    ...((inputs.dnsNames ?? []) as string[]).map((value) => ({ type: "dns" as const, value })),
-    ...((inputs.ipAddresses ?? []) as string[]).map((value) => ({ type: "ip" as const, value })),
-    ...((inputs.uris ?? []) as string[]).map((value) => ({ type: "url" as const, value })),
-  ];
-}
-
-function certExtensions(inputs: Record<string, any>): x509.Extension[] {
-  const uses = (inputs.allowedUses ?? []) as string[];
-  for (const use of uses) {
-    if (!(use in KEY_USAGE_BITS) && !(use in EXT_KEY_USAGES) && use !== "any_extended") {
-      throw new MockInputError(`tls: unknown allowed use ${JSON.stringify(use)}`);
-    }
-  }
-  const isCA = inputs.isCaCertificate === true;
-  const pathLength = isCA && typeof inputs.maxPathLength === "number" && inputs.maxPathLength >= 0 ? inputs.maxPathLength : undefined;
-  const out: x509.Extension[] = [new x509.BasicConstraintsExtension(isCA, pathLength, true)];
-  const bits = uses.reduce((acc, use) => acc | (KEY_USAGE_BITS[use] ?? 0), 0);
-  if (bits) out.push(new x509.KeyUsagesExtension(bits, true));
-  const ekus = uses.filter((use) => use in EXT_KEY_USAGES).map((use) => EXT_KEY_USAGES[use]);
-  if (ekus.length) out.push(new x509.ExtendedKeyUsageExtension(ekus, false));
-  return out;
-}
-
-async function certificate(inputs: Record<string, any>, publicKey: webcrypto.CryptoKey, signer: webcrypto.CryptoKey, subject: string, issuer: string, names: x509.JsonGeneralName[], issuerCert?: x509.X509Certificate) {
-  const hours = inputs.validityPeriodHours;
-  if (typeof hours !== "number" || hours <= 0) throw new MockInputError("tls: validityPeriodHours must be a positive number");
-  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
-  const notAfter = new Date(notBefore.getTime() + hours * 3_600_000);
-  const extensions = certExtensions(inputs);
-  if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
-  if (inputs.setSubjectKeyId) extensions.push(await x509.SubjectKeyIdentifierExtension.create(publicKey));
-  if (issuerCert) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(issuerCert));
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: "01" + randomBytes(15).toString("hex"),
-    subject,
-    issuer,
-    notBefore,
-    notAfter,
-    signingAlgorithm: ECDSA,
-    publicKey,
-    signingKey: signer,
-    extensions,
-  });
-  return {
-    certPem: cert.toString("pem") + "\n",
-    validityStartTime: notBefore.toISOString().replace(".000Z", "Z"),
-    validityEndTime: notAfter.toISOString().replace(".000Z", "Z"),
-    readyForRenewal: false,
-  };
-}
-
-async function tlsResource(type: string, inputs: Record<string, any>): Promise<Record<string, unknown>> {
-  switch (type) {
-    case "tls:index/privateKey:PrivateKey": {
-      if (inputs.algorithm !== "ECDSA" || inputs.ecdsaCurve !== "P256") {
-        throw new MockInputError(`tls mock: only ECDSA P256 keys are minted (asked ${inputs.algorithm} ${inputs.ecdsaCurve})`);
-      }
-      const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-      return {
-        ...inputs,
-        privateKeyPem: privateKey.export({ format: "pem", type: "sec1" }).toString(),
-        privateKeyPemPkcs8: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
-        publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
-        publicKeyFingerprintSha256: createHash("sha256").update(publicKey.export({ format: "der", type: "spki" })).digest("base64"),
-      };
-    }
-    case "tls:index/selfSignedCert:SelfSignedCert": {
-      const keys = await importKeyPair(inputs.privateKeyPem);
-      const dn = distinguishedName(inputs.subject);
-      return { ...inputs, keyAlgorithm: "ECDSA", ...(await certificate(inputs, keys.publicKey, keys.privateKey, dn, dn, sanNames(inputs))) };
-    }
-    case "tls:index/certRequest:CertRequest": {
-      const keys = await importKeyPair(inputs.privateKeyPem);
-      const names = sanNames(inputs);
-      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-        name: distinguishedName(inputs.subject),
-        keys,
-        signingAlgorithm: ECDSA,
-        extensions: names.length ? [new x509.SubjectAlternativeNameExtension(names, false)] : [],
-      });
-      return { ...inputs, keyAlgorithm: "ECDSA", certRequestPem: csr.toString("pem") + "\n" };
-    }
-    case "tls:index/locallySignedCert:LocallySignedCert": {
-      const csr = new x509.Pkcs10CertificateRequest(inputs.certRequestPem);
-      if (!(await csr.verify())) throw new MockInputError("tls mock: CSR signature does not verify");
-      const ca = new x509.X509Certificate(inputs.caCertPem);
-      const caKeys = await importKeyPair(inputs.caPrivateKeyPem);
-      const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
-      const names = san ? (san.names.toJSON() as x509.JsonGeneralName[]) : [];
-      const publicKey = await csr.publicKey.export(ECDSA, ["verify"]);
-      return { ...inputs, caKeyAlgorithm: "ECDSA", ...(await certificate(inputs, publicKey, caKeys.privateKey, csr.subject, ca.subject, names, ca)) };
-    }
-    default:
-      return inputs;
-  }
 }
 
 const NAMESPACED_KINDS = new Set(["Secret", "ConfigMap", "Service", "ServiceAccount", "Deployment", "StatefulSet", "DaemonSet", "NetworkPolicy", "Role", "RoleBinding", "Pod", "Job"]);
@@ -251,7 +99,7 @@ export class MeshMocks implements pulumi.runtime.Mocks {
     const key = `${type}::${name}::${JSON.stringify(inputs)}`;
     let outputs = this.state.get(key);
     if (!outputs) {
-      outputs = await tlsResource(type, inputs);
+      outputs = await mint(type, inputs);
       this.state.set(key, outputs);
     }
     return outputs;
@@ -260,7 +108,7 @@ export class MeshMocks implements pulumi.runtime.Mocks {
   async newResource(raw: pulumi.runtime.MockResourceArgs): Promise<{ id: string | undefined; state: Record<string, any> }> {
     const secretInputs: string[] = [];
     const args = { ...raw, inputs: unwrapSecrets(raw.inputs, "", secretInputs) };
-    const outputs = args.type.startsWith("tls:")
+    const outputs = isMintedType(args.type)
       ? await this.minted(args.type, args.name, args.inputs)
       : args.type.startsWith("kubernetes:")
         ? kubernetesObject(args.name, args.inputs)

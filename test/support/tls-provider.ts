@@ -1,4 +1,4 @@
-// The engine stand-in for @pulumi/tls: mints real keys, CSRs and certificates exactly as the
+// The engine stand-in for @pulumi/tls (shared by the component tests and the e2e engine): mints real keys, CSRs and certificates exactly as the
 // resource inputs say, with the outputs named and shaped as the real provider returns them
 // (terraform-provider-tls semantics: PEM formats, CSR subject and SANs copied into the leaf,
 // allowed_uses → key usage / extended key usage, validity from now, CA flag and path length).
@@ -273,4 +273,23 @@ export async function locallySignedCert(inputs: Inputs): Promise<Inputs> {
     extensions,
   });
   return certOutputs(inputs, cert, "caKeyAlgorithm", caKey.algorithm);
+}
+
+/** The @pulumi/tls resource types this stand-in mints, by type token. */
+const MINTERS: Record<string, (inputs: Inputs) => Inputs | Promise<Inputs>> = {
+  "tls:index/privateKey:PrivateKey": privateKey,
+  "tls:index/selfSignedCert:SelfSignedCert": selfSignedCert,
+  "tls:index/certRequest:CertRequest": certRequest,
+  "tls:index/locallySignedCert:LocallySignedCert": locallySignedCert,
+};
+
+export function isMintedType(type: string): boolean {
+  return type in MINTERS;
+}
+
+/** The outputs the provider would return for a new resource of this type. */
+export async function mint(type: string, inputs: Inputs): Promise<Inputs> {
+  const minter = MINTERS[type];
+  if (!minter) throw new StandInError(`${type} is not a @pulumi/tls resource the stand-in mints`);
+  return minter(inputs);
 }

@@ -1,12 +1,12 @@
 // Pulumi mocks that act as the engine and providers the e2e run needs: @pulumi/tls mints real
-// material (tls-provider.ts), Services get ClusterIPs, Kubernetes objects are autonamed and kept.
+// material (test/support/tls-provider.ts), Services get ClusterIPs, Kubernetes objects are autonamed and kept.
 // Like the real engine, a resource whose inputs did not change since the previous render keeps
 // its outputs (state), so a re-render with another mode changes only what the mode touches; a
 // resource named in `replace` is recreated (`pulumi up --replace`).
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { stableStringify } from "../../../proxy/config";
-import * as tlsProvider from "./tls-provider";
+import * as tlsProvider from "../../support/tls-provider";
 
 export interface StateEntry {
   type: string;
@@ -90,15 +90,8 @@ export class MockEngine implements pulumi.runtime.Mocks {
   }
 
   private async create(type: string, name: string, inputs: Record<string, any>, previous?: StateEntry) {
-    switch (type) {
-      case "tls:index/privateKey:PrivateKey":
-        return { id: digest(name + Math.random()).slice(0, 16), outputs: tlsProvider.privateKey(inputs) };
-      case "tls:index/selfSignedCert:SelfSignedCert":
-        return { id: digest(name + Math.random()).slice(0, 16), outputs: await tlsProvider.selfSignedCert(inputs) };
-      case "tls:index/certRequest:CertRequest":
-        return { id: digest(name + Math.random()).slice(0, 16), outputs: await tlsProvider.certRequest(inputs) };
-      case "tls:index/locallySignedCert:LocallySignedCert":
-        return { id: digest(name + Math.random()).slice(0, 16), outputs: await tlsProvider.locallySignedCert(inputs) };
+    if (tlsProvider.isMintedType(type)) {
+      return { id: digest(name + Math.random()).slice(0, 16), outputs: await tlsProvider.mint(type, inputs) };
     }
     if (type.startsWith("kubernetes:")) return this.createKube(type, name, inputs, previous);
     if (!type.startsWith("pulumi:")) this.unmodelled.add(type);
