@@ -1,6 +1,9 @@
-// Client side of the pooled transport: one mTLS connection (HTTP/2 session) per server proxy and
-// expected identity, shared by every application connection to it. The handshake and the secure-
-// naming check happen once per session; each application connection is one CONNECT stream.
+// Client side of the pooled transport: a few mTLS connections (HTTP/2 sessions) per destination
+// and expected identity, shared by every application connection to it. The handshake and the
+// secure-naming check happen once per session; each application connection is one CONNECT stream.
+// The destination is usually a ClusterIP, and kube-proxy picks a replica per TCP connection: one
+// session would pin every stream to one replica, so streams go round-robin over
+// SESSIONS_PER_DESTINATION sessions, each balanced on its own.
 // Sessions are keyed by our identity's fingerprint too: after a rotation new streams go over new
 // sessions with the new certificate, and the old sessions finish their streams and close.
 import * as http2 from "http2";
@@ -11,14 +14,19 @@ import { OutboundRoute } from "./settings";
 import { ProxyContext } from "./state";
 import { retireSessionInTime, TUNNEL_SESSION_MEMORY_MB, tunnelSettings, widenSessionWindow } from "./tunnel";
 
+/** Sessions per destination: spreads streams over replicas behind a ClusterIP; costs a handshake each. */
+export const SESSIONS_PER_DESTINATION = 4;
+
 export class TunnelPool {
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+  private turn = 0;
 
   constructor(private readonly ctx: ProxyContext) {}
 
   /** A CONNECT stream to `route` (its expected identity already verified on the session). */
   async open(route: OutboundRoute & { spiffeId: string }, identity: Identity): Promise<http2.ClientHttp2Stream> {
-    const key = `${route.host}|${route.port}|${route.spiffeId}|${identity.fingerprint}`;
+    this.turn = (this.turn + 1) % SESSIONS_PER_DESTINATION;
+    const key = `${this.turn}|${route.host}|${route.port}|${route.spiffeId}|${identity.fingerprint}`;
     let session = await this.session(key, route, identity);
     if (session.closed || session.destroyed) {
       this.sessions.delete(key);
