@@ -6,7 +6,7 @@ import * as net from "net";
 import { Duplex } from "stream";
 import { copyBidirectional } from "./copy";
 import { lookupDestination } from "./directory";
-import { originateMtls, Refusal } from "./handshake";
+import { originateMtls, Refusal, serverSpokeNoTls } from "./handshake";
 import { MESH_ALPN } from "./identity";
 import { TunnelPool } from "./pool";
 import { OutboundListener, OutboundRoute } from "./settings";
@@ -19,7 +19,7 @@ function routeFor(ctx: ProxyContext, destination: { address: string; port: numbe
   if (!match || match.mode === "disabled") {
     return { host: destination.address, port: destination.port, spiffeId: null, targetPort: destination.port };
   }
-  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort };
+  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback: match.mode === "permissive" };
 }
 
 export function outboundHandler(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool): (app: net.Socket) => void {
@@ -33,7 +33,7 @@ export function outboundHandler(ctx: ProxyContext, listener: OutboundListener, p
 
 async function handle(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool, app: net.Socket): Promise<void> {
   app.on("error", () => app.destroy());
-  const { limits, trustDomain } = ctx.config.workload;
+  const { limits } = ctx.config.workload;
   const source = `${app.remoteAddress}:${app.remotePort}`;
   if (ctx.connections.openSockets >= limits.maxConnections) {
     recordRefusal(ctx, "outbound", "unknown", "max_connections", { source, limit: limits.maxConnections });
@@ -54,30 +54,20 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
     route = routeFor(ctx, destination);
   }
   const fields = { source, destination: `${route.host}:${route.port}`, expected: route.spiffeId ?? undefined };
-  const mode = route.spiffeId === null ? "plaintext" : `mtls-${ctx.transport}`;
+  let mode = route.spiffeId === null ? "plaintext" : `mtls-${ctx.transport}`;
 
   let upstream: Duplex;
   try {
-    if (route.spiffeId === null) {
+    try {
+      upstream = await dial(ctx, pool, route, fields);
+    } catch (error) {
+      // Mid-migration (disabled → permissive or back) kubelet updates each pod's config at its own
+      // time: a server still on "disabled" hands our ClientHello to its app. Permissive accepts
+      // plaintext anyway, so say so in the log and send plaintext rather than fail the request.
+      if (!(error instanceof Refusal && route.plaintextFallback && serverSpokeNoTls(error))) throw error;
+      ctx.log.warn("plaintext fallback", { direction: "outbound", ...fields, reason: error.reason, detail: error.message });
+      mode = "plaintext-fallback";
       upstream = await connectPlain(route);
-    } else {
-      const identity = ctx.identity;
-      if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
-      if (ctx.transport === "h2") {
-        upstream = await pool.open({ ...route, spiffeId: route.spiffeId }, identity);
-        watchTunnelAnswer(ctx, upstream as import("http2").ClientHttp2Stream, fields);
-      } else {
-        const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
-        upstream = await originateMtls(identity, {
-          host: route.host,
-          port: route.port,
-          expectedId: route.spiffeId,
-          alpn: MESH_ALPN.tcp,
-          trustDomain,
-          timeoutMs: limits.handshakeTimeoutMs,
-        });
-        timer();
-      }
     }
   } catch (error) {
     app.destroy();
@@ -106,6 +96,30 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
     ctx.metrics.bytes.inc({ direction: "outbound", flow: "to_app" }, app.bytesWritten);
     if (ctx.log.enabled("debug")) ctx.log.debug("done", { direction: "outbound", ...fields, fromApp: app.bytesRead, toApp: app.bytesWritten, error: end.error });
   });
+}
+
+/** The upstream side of one outbound connection: plaintext, a tunnel stream, or an mTLS connection. */
+async function dial(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute, fields: Record<string, unknown>): Promise<Duplex> {
+  if (route.spiffeId === null) return connectPlain(route);
+  const identity = ctx.identity;
+  if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
+  if (ctx.transport === "h2") {
+    const stream = await pool.open({ ...route, spiffeId: route.spiffeId }, identity);
+    watchTunnelAnswer(ctx, stream, fields);
+    return stream;
+  }
+  const { limits, trustDomain } = ctx.config.workload;
+  const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
+  const socket = await originateMtls(identity, {
+    host: route.host,
+    port: route.port,
+    expectedId: route.spiffeId,
+    alpn: MESH_ALPN.tcp,
+    trustDomain,
+    timeoutMs: limits.handshakeTimeoutMs,
+  });
+  timer();
+  return socket;
 }
 
 function connectPlain(route: OutboundRoute): Promise<net.Socket> {

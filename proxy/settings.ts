@@ -34,6 +34,11 @@ export interface OutboundRoute {
   spiffeId: string | null;
   /** The app port the server-side proxy forwards to (tunnel CONNECT target). */
   targetPort: number;
+  /**
+   * The destination port is permissive: if the server side answers our ClientHello with something
+   * that is not TLS (its proxy still runs the old "disabled" config), send plaintext instead.
+   */
+  plaintextFallback?: boolean;
 }
 
 export interface OutboundListener {
