@@ -69,6 +69,12 @@ const CURL_REFUSALS: Record<number, string> = {
   28: "timeout",
 };
 
+/** Kubelet refreshing pods at different times: `first` pods get the new files, `meanwhile` runs, then the rest. */
+export interface KubeletSkew {
+  first: (pod: Pod) => boolean;
+  meanwhile: () => Promise<void>;
+}
+
 export class MeshRun {
   private constructor(
     readonly program: string,
@@ -91,9 +97,9 @@ export class MeshRun {
    * `pulumi config set mode <mode>` + `pulumi up`: re-render with the previous state and apply
    * what changed; resolves once every proxy whose config volume changed has reloaded it.
    */
-  async setMode(mode: Mode): Promise<ApplyReport> {
+  async setMode(mode: Mode, skew?: KubeletSkew): Promise<ApplyReport> {
     const rendered = await render({ program: this.program, config: { mode }, state: this.rendered.state });
-    const report = await this.applyAndWait(rendered);
+    const report = await this.applyAndWait(rendered, skew);
     this.mode = mode;
     return report;
   }
@@ -107,19 +113,28 @@ export class MeshRun {
     return this.applyAndWait(rendered);
   }
 
-  private async applyAndWait(rendered: Rendered): Promise<ApplyReport> {
+  private async applyAndWait(rendered: Rendered, skew?: KubeletSkew): Promise<ApplyReport> {
     const proxies = this.meshedPods();
     const before = new Map(await Promise.all(proxies.map(async (p) => [p, await this.reloads(p)] as const)));
-    const report = await this.cluster.apply(rendered.objects);
-    this.rendered = rendered;
     const kindOf: Record<string, "config" | "identity"> = { "mesh-config": "config", "mesh-identity": "identity" };
-    const waits = report.volumesUpdated.flatMap((entry) => {
-      const [podName, volume] = entry.split(": ");
-      const pod = proxies.find((p) => `${p.namespace}/${p.name}` === podName);
-      const kind = kindOf[volume];
-      return pod && kind ? [this.waitForReload(pod, kind, before.get(pod)![kind])] : [];
-    });
-    await Promise.all(waits);
+    const reloaded = (volumesUpdated: string[]) =>
+      Promise.all(
+        volumesUpdated.flatMap((entry) => {
+          const [podName, volume] = entry.split(": ");
+          const pod = proxies.find((p) => `${p.namespace}/${p.name}` === podName);
+          const kind = kindOf[volume];
+          return pod && kind ? [this.waitForReload(pod, kind, before.get(pod)![kind])] : [];
+        }),
+      );
+    const report = await this.cluster.apply(rendered.objects, skew?.first);
+    this.rendered = rendered;
+    await reloaded(report.volumesUpdated);
+    if (skew) {
+      await skew.meanwhile();
+      const rest = this.cluster.syncVolumes();
+      await reloaded(rest);
+      report.volumesUpdated.push(...rest);
+    }
     return report;
   }
 

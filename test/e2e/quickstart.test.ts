@@ -13,7 +13,7 @@ import { httpGet } from "./harness/dialer";
 import { presentedCertificate } from "./harness/openssl";
 import { isRunning, listNamespaces } from "./harness/teardown";
 import { wireReport } from "./harness/wire";
-import { Client, expectedToSucceed, MeshRun, QUICKSTART } from "./mesh-run";
+import { Client, expectedToSucceed, KubeletSkew, MeshRun, QUICKSTART } from "./mesh-run";
 import { Mode } from "../../proxy/wellknown";
 
 const { server, clients } = QUICKSTART;
@@ -47,9 +47,9 @@ describe("e2e quickstart mesh as pods (network namespaces, real proxy, iptables,
     }
   }
 
-  async function flip(mode: Mode) {
+  async function flip(mode: Mode, skew?: KubeletSkew) {
     const pids = run!.cluster.pids();
-    const report = await run!.setMode(mode);
+    const report = await run!.setMode(mode, skew);
     assert.ok(report.changed.length > 0);
     assert.deepEqual(report.changed.filter((k) => !k.startsWith("ConfigMap/")), [], "a mode flip changes ConfigMaps only");
     assert.deepEqual(report.templatesChanged, []);
@@ -68,8 +68,19 @@ describe("e2e quickstart mesh as pods (network namespaces, real proxy, iptables,
     }
   });
 
-  it("permissive (config flip, no restart): web allowed over mTLS, reports denied by policy, legacy denied (no identity)", async () => {
-    await flip("permissive");
+  it("permissive (config flip, no restart, clients' config first): web never fails in between; then web allowed over mTLS, reports denied by policy, legacy denied", async () => {
+    // Kubelet refreshes the clients' directory before api's own config: web's proxy originates
+    // mTLS while api's proxy still forwards as "disabled"; web falls back to plaintext, not failing.
+    const inBetween: string[] = [];
+    await flip("permissive", {
+      first: (pod) => pod.namespace !== server.namespace || !pod.name.startsWith(`${server.service}-`),
+      meanwhile: async () => {
+        for (let i = 0; i < 3; i++) inBetween.push((await run!.curl(web, server)).detail);
+      },
+    });
+    assert.deepEqual(inBetween, Array(3).fill(`200 ${JSON.stringify(server.text)}`), "web → api while only the clients had the new config");
+    const webPod = run!.cluster.pod(web.namespace, web.workload);
+    assert.ok(fs.readFileSync(webPod.containers.get("mesh-proxy")!.logFile, "utf8").includes('"msg":"plaintext fallback"'), "web's proxy logged the fallback");
     meshedCapture = await run!.cluster.capture("meshed");
     await matrix("permissive");
   });

@@ -212,7 +212,12 @@ export class Cluster {
    * Applies a new render: objects are replaced, Secret/ConfigMap changes reach the pods' volumes
    * by kubelet's atomic swap. Pods are never restarted here; template changes are reported.
    */
-  async apply(objects: KubeObject[]): Promise<ApplyReport> {
+  /**
+   * Stores the objects like the API server would, then lets kubelet refresh the volumes of the pods
+   * `sync` selects (all by default); the others keep their old files until `syncVolumes` (kubelet
+   * refreshes each pod at its own time).
+   */
+  async apply(objects: KubeObject[], sync: (pod: Pod) => boolean = () => true): Promise<ApplyReport> {
     const report: ApplyReport = { changed: [], volumesUpdated: [], templatesChanged: [] };
     const incoming = new Map(objects.map((o) => [objectKey(o), o]));
     for (const [key, o] of incoming) {
@@ -227,10 +232,13 @@ export class Cluster {
     for (const key of this.objects.keys()) if (!incoming.has(key)) report.changed.push(`${key} (deleted)`);
     this.objects.clear();
     for (const [key, o] of incoming) this.objects.set(key, o);
-    for (const pod of this.pods) {
-      for (const volume of pod.refreshVolumes()) report.volumesUpdated.push(`${pod.namespace}/${pod.name}: ${volume}`);
-    }
+    report.volumesUpdated = this.syncVolumes(sync);
     return report;
+  }
+
+  /** Kubelet's volume refresh for the selected pods: "<pod>: <volume>" for each volume rewritten. */
+  syncVolumes(sync: (pod: Pod) => boolean = () => true): string[] {
+    return this.pods.filter(sync).flatMap((pod) => pod.refreshVolumes().map((volume) => `${pod.namespace}/${pod.name}: ${volume}`));
   }
 
   podsOf(namespace: string, workload: string): Pod[] {
