@@ -186,6 +186,14 @@ function optedIn(args: pulumi.ResourceTransformArgs): boolean {
   return props.metadata?.labels?.[INJECT_LABEL] === "true" || props.spec?.template?.metadata?.labels?.[INJECT_LABEL] === "true";
 }
 
+/** The user's dependsOn (one resource, a list, or an output of either) plus `extra`. */
+function withDependency(existing: pulumi.ResourceOptions["dependsOn"], extra: pulumi.Resource): pulumi.ResourceOptions["dependsOn"] {
+  if (existing === undefined) return [extra];
+  if (Array.isArray(existing)) return [...existing, extra];
+  if (pulumi.Resource.isInstance(existing)) return [existing, extra];
+  return pulumi.output(existing as pulumi.Input<pulumi.Resource[]>).apply((deps) => [...deps, extra]);
+}
+
 /**
  * A Pulumi `transforms` callback meshing the listed Deployments:
  *   const t = meshTransform(mesh, { workloads: [{ namespace: "billing", name: "invoices", ports: [...] }] });
@@ -228,7 +236,8 @@ export function meshTransform(mesh: Mesh, options: MeshTransformOptions): MeshTr
           },
         },
       },
-      opts: args.opts,
+      // Like MeshedWorkload's Deployment: created only once its identity Secret and ConfigMap exist.
+      opts: { ...args.opts, dependsOn: withDependency(args.opts.dependsOn, member) },
     };
   }) as MeshTransform;
   Object.defineProperty(transform, "workloads", { value: workloads });

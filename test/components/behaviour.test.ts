@@ -266,7 +266,10 @@ describe("components/behaviour meshTransform", () => {
     const dir = directoryJson(resources, "billing");
     assert.deepEqual(dir.services[0].addresses, [clusterIpFor("billing", "invoices")]);
     assert.deepEqual(dir.services[0].ports, [{ port: 80, targetPort: 8080, mode: "strict" }]);
-    object(resources, "Secret", "mesh-identity-invoices", "billing");
+    const deployment = object(resources, "Deployment", "invoices", "billing");
+    for (const [kind, name] of [["Secret", "mesh-identity-invoices"], ["ConfigMap", "invoices-mesh-config"]]) {
+      assert.ok(deployment.dependencies.includes(object(resources, kind, name, "billing").urn), `the transformed Deployment waits for ${kind} ${name}`);
+    }
     object(resources, "ServiceAccount", "invoices", "billing");
     assert.ok(!resources.some((r) => r.inputs.kind === "Namespace" && r.outputs.metadata.name === "billing"), "existing namespaces are not created");
   });
