@@ -6,7 +6,7 @@ import * as http from "http";
 import * as https from "https";
 import { Probe } from "./config";
 import { ProxyContext } from "./state";
-import { PROBE_PATH_PREFIX } from "./wellknown";
+import { PROBE_PATH_PREFIX, PROXY_PORTS } from "./wellknown";
 
 const PROBE_TIMEOUT_MS = 10_000;
 
@@ -34,7 +34,7 @@ export function createAdminServer(ctx: ProxyContext, state: AdminState): http.Se
     if (path.startsWith(PROBE_PATH_PREFIX + "/")) {
       const probe = ctx.config.workload.probes.find((p) => p.path === path);
       if (!probe) return reply(res, 404, "no such probe\n");
-      return forwardProbe(probe, res);
+      return forwardProbe(probe, probeHeaders(req.headers, probe.port), res);
     }
     reply(res, 404, "not found\n");
   });
@@ -45,14 +45,32 @@ function reply(res: http.ServerResponse, status: number, body: string, contentTy
   res.end(body);
 }
 
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-connection", "content-length"]);
+
+/**
+ * The kubelet's request headers, as the app should see them: the probe's `httpHeaders` reach us on
+ * the rewritten probe (kubelet sends them to the admin port), so pass them on; kubelet's default
+ * Host (<pod IP>:<admin port>) becomes <pod IP>:<app port>, what the app would have seen.
+ */
+export function probeHeaders(incoming: http.IncomingHttpHeaders, appPort: number): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  }
+  const host = typeof out.host === "string" ? out.host : undefined;
+  if (host?.endsWith(`:${PROXY_PORTS.admin}`)) out.host = `${host.slice(0, -String(PROXY_PORTS.admin).length)}${appPort}`;
+  return out;
+}
+
 /** Calls the app's real probe on localhost and answers with its status (the kubelet only looks at that). */
-function forwardProbe(probe: Probe, res: http.ServerResponse): void {
+function forwardProbe(probe: Probe, headers: http.OutgoingHttpHeaders, res: http.ServerResponse): void {
   const client = probe.scheme === "HTTPS" ? https : http;
   const request = client.get(
     {
       host: "127.0.0.1",
       port: probe.port,
       path: probe.targetPath,
+      headers,
       timeout: PROBE_TIMEOUT_MS,
       // Like the kubelet: an HTTPS probe does not verify the app's certificate.
       ...(probe.scheme === "HTTPS" ? { rejectUnauthorized: false } : {}),

@@ -154,7 +154,9 @@ describe("proxy/reload", function () {
   });
 
   it("exposes the metrics and forwards rewritten kubelet probes to the app", async function () {
+    const seen: http.IncomingHttpHeaders[] = [];
     const app = http.createServer((req, res) => {
+      seen.push(req.headers);
       res.statusCode = req.url === "/healthy" ? 204 : 500;
       res.end();
     });
@@ -187,6 +189,10 @@ describe("proxy/reload", function () {
       assert.ok(body.includes(name), `metrics include ${name}`);
     }
     assert.equal((await adminGet(admin, "/app-health/api/livez")).status, 204);
+    // The probe's httpHeaders arrive on the rewritten probe; the app gets them.
+    assert.equal((await adminGet(admin, "/app-health/api/livez", { "x-probe-token": "s3cret", "user-agent": "kube-probe/1.31" })).status, 204);
+    assert.equal(seen.at(-1)?.["x-probe-token"], "s3cret");
+    assert.equal(seen.at(-1)?.["user-agent"], "kube-probe/1.31");
     assert.equal((await adminGet(admin, "/app-health/api/readyz")).status, 500);
     assert.equal((await adminGet(admin, "/app-health/api/startupz")).status, 404);
     app.close();

@@ -280,12 +280,12 @@ export function identityFilesFor(leaf: { chainPem?: string; certPem: string; key
 }
 
 /** GET on the admin port: status and body. */
-export function adminGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+export function adminGet(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const http = require("http") as typeof import("http");
   return new Promise((resolve, reject) => {
     http
-      .get({ host: "127.0.0.1", port, path: urlPath }, (res) => {
+      .get({ host: "127.0.0.1", port, path: urlPath, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));

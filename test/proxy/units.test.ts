@@ -8,6 +8,7 @@ import { parseProxyFileConfig, parseWorkloadConfig } from "../../proxy/config";
 import { lookupDestination } from "../../proxy/directory";
 import { authorize, decide, resolveMode } from "../../proxy/policy";
 import { ConfigError } from "../../proxy/config";
+import { probeHeaders } from "../../proxy/admin";
 import { isLevel } from "../../proxy/log";
 import { loadSettings } from "../../proxy/settings";
 import { classifyFirstBytes } from "../../proxy/sniff";
@@ -194,5 +195,13 @@ describe("proxy/log isLevel", function () {
   it("knows the four levels and nothing inherited from Object", function () {
     for (const level of ["debug", "info", "warn", "error"]) assert.ok(isLevel(level), level);
     for (const bad of ["constructor", "toString", "__proto__", "trace", ""]) assert.ok(!isLevel(bad), bad);
+  });
+});
+
+describe("proxy/admin probeHeaders", function () {
+  it("passes the probe's headers on, drops hop-by-hop ones, and points kubelet's Host at the app port", function () {
+    const out = probeHeaders({ host: "10.244.0.7:15021", "user-agent": "kube-probe/1.31", "x-token": "t", connection: "close" }, 8080);
+    assert.deepEqual(out, { host: "10.244.0.7:8080", "user-agent": "kube-probe/1.31", "x-token": "t" });
+    assert.equal(probeHeaders({ host: "api.internal" }, 8080).host, "api.internal");
   });
 });
