@@ -52,7 +52,7 @@ const appPod = (): PodSpecLike => ({
       image: "ghcr.io/acme/api:1.4",
       ports: [{ name: "http", containerPort: 8080 }, { containerPort: 9090 }],
       livenessProbe: { httpGet: { path: "/live", port: "http" }, periodSeconds: 7 },
-      readinessProbe: { httpGet: { path: "/ready", port: 9090, scheme: "HTTPS" } },
+      readinessProbe: { httpGet: { path: "/ready", port: 9090, scheme: "HTTPS", httpHeaders: [{ name: "X-Probe", value: "1" }] } },
       startupProbe: { tcpSocket: { port: 8080 } },
     },
   ],
@@ -121,7 +121,7 @@ describe("components/inject injectSidecar", () => {
     const { podSpec, probes } = injectSidecar(appPod(), options);
     const app = podSpec.containers[0] as Record<string, any>;
     assert.deepEqual(app.livenessProbe, { httpGet: { path: "/app-health/api/livez", port: 15021, scheme: "HTTP" }, periodSeconds: 7 });
-    assert.deepEqual(app.readinessProbe, { httpGet: { path: "/app-health/api/readyz", port: 15021, scheme: "HTTP" } });
+    assert.deepEqual(app.readinessProbe, { httpGet: { path: "/app-health/api/readyz", port: 15021, scheme: "HTTP", httpHeaders: [{ name: "X-Probe", value: "1" }] } }, "headers stay: kubelet sends them to the proxy, which passes them on");
     assert.deepEqual(app.startupProbe, { tcpSocket: { port: 8080 } }, "non-HTTP probes are left alone");
     assert.deepEqual(probes, [
       { path: "/app-health/api/livez", port: 8080, targetPath: "/live", scheme: "HTTP" },
