@@ -77,7 +77,32 @@ export interface InjectResult {
   probes: Probe[];
 }
 
-export class InjectionError extends Error {}
+export class InjectionError extends Error {
+  constructor(
+    message: string,
+    /** How to fix it, when the caller's generic advice would not do. */
+    readonly fix?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * App containers must not run as the proxy's UID: the redirect rules skip that UID, so such a
+ * container's outbound traffic would leave the pod unmeshed (Istio reserves its UID the same way).
+ */
+function checkAppUids(podSpec: PodSpecLike): void {
+  const podUid = (podSpec.securityContext as { runAsUser?: unknown } | undefined)?.runAsUser;
+  for (const c of podSpec.containers) {
+    const uid = (c.securityContext as { runAsUser?: unknown } | undefined)?.runAsUser ?? podUid;
+    if (uid === PROXY_UID) {
+      throw new InjectionError(
+        `container "${c.name}" runs as UID ${PROXY_UID}, the proxy's UID, whose traffic the redirect skips (it would bypass the mesh)`,
+        `run it as another UID (securityContext.runAsUser)`,
+      );
+    }
+  }
+}
 
 const sortedUnique = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - b);
 
@@ -199,6 +224,7 @@ export function injectSidecar(podSpec: PodSpecLike, options: InjectOptions): Inj
       throw new InjectionError(`the pod already has a volume named "${name}"`);
     }
   }
+  checkAppUids(podSpec);
   const probes: Probe[] = [];
   const containers = podSpec.containers.map((c) => {
     const rewritten = rewriteProbes(c);

@@ -141,7 +141,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
         proxyResources: mesh.proxyResources,
       });
     } catch (e) {
-      if (e instanceof InjectionError) throw new MeshInputError(label, "containers", e.message, "fix the container spec");
+      if (e instanceof InjectionError) throw new MeshInputError(label, "containers", e.message, e.fix ?? "fix the container spec");
       throw e;
     }
 

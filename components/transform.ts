@@ -160,7 +160,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     try {
       injected = inject();
     } catch (e) {
-      if (e instanceof InjectionError) throw new MeshInputError(label, "spec.template.spec", e.message, "remove the clashing container or volume, or do not mesh this Deployment twice");
+      if (e instanceof InjectionError) throw new MeshInputError(label, "spec.template.spec", e.message, e.fix ?? "remove the clashing container or volume, or do not mesh this Deployment twice");
       throw e;
     }
     if (!this.seen) {

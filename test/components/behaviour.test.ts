@@ -172,6 +172,17 @@ describe("components/behaviour bad input fails at construction", () => {
     refuses(() => workload({ ports: [{ name: "http", port: 8080, targetPort: 15006 }] }), /^MeshedWorkload "api"/, "ports[0].targetPort", /15006/);
   });
 
+  it("an app container running as the proxy's UID (its traffic would bypass the redirect)", () => {
+    refuses(
+      () => workload({ containers: [{ name: "api", image: "x:1", securityContext: { runAsUser: 1337 } }], ports: [] }),
+      /^MeshedWorkload "api"/, "containers", /container "api" runs as UID 1337, the proxy's UID.*Fix: run it as another UID/,
+    );
+    refuses(
+      () => workload({ containers: [{ name: "api", image: "x:1" }], ports: [], podSpec: { securityContext: { runAsUser: 1337 } } }),
+      /^MeshedWorkload "api"/, "containers", /runs as UID 1337/,
+    );
+  });
+
   it("an authorization rule naming a malformed service account", () => {
     const owner = m();
     const api = workload({}, owner);
