@@ -111,6 +111,12 @@ export async function measure({ sys, clientNs, d, progress }: MeasureContext): P
   const m: SystemMeasurements = { latency: [] };
   const proxied = sys.proxies.length > 0;
   if (proxied) m.idleRssKB = rssOf(sys);
+  // Before any load: afterwards a garbage-collected proxy's heap has grown by tens of MB and
+  // shrinks at its own pace, which buries 1,000 connections' worth of memory in noise.
+  if (proxied && d.idleConnections > 0) {
+    m.memory = await idleConnections(sys, clientNs, d.idleConnections);
+    progress(`memory ${m.memory.open} idle connections: +${m.memory.perConnectionKB.client.toFixed(1)} / +${m.memory.perConnectionKB.server.toFixed(1)} KB per connection (client / server side)`);
+  }
 
   if (d.warmupLoadSeconds > 0) {
     await wrk({ url: url("/"), connections: d.latencyConnections, seconds: d.warmupLoadSeconds, netns: clientNs });
@@ -146,10 +152,6 @@ export async function measure({ sys, clientNs, d, progress }: MeasureContext): P
   m.bulk = await withCpu(sys, () => wrk({ url: url(BULK_PATH), connections: 1, seconds: d.bulkSeconds, netns: clientNs }));
   progress(`bulk ${Math.round(m.bulk.bytes / m.bulk.seconds / 1e6)} MB/s`);
 
-  if (proxied && d.idleConnections > 0) {
-    m.memory = await idleConnections(sys, clientNs, d.idleConnections);
-    progress(`memory ${m.memory.open} idle connections: +${m.memory.perConnectionKB.client.toFixed(1)} / +${m.memory.perConnectionKB.server.toFixed(1)} KB per connection (client / server side)`);
-  }
   return m;
 }
 
