@@ -11,6 +11,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { render, Rendered } from "./engine/render";
 import { Cluster, ClusterError, rootProblem } from "./harness/cluster";
+import { codeRootsFor, reachableByOthers } from "./harness/code";
 import { REPO_ROOT } from "./harness/images";
 import { renderRules } from "./harness/kube-proxy";
 import { tlsView } from "./harness/pcap";
@@ -130,6 +131,34 @@ describe("e2e harness: volumes, rules, pcap", () => {
     assert.ok(serverSide.serverHelloSelected13 && serverSide.recordsOnly);
     assert.ok(!Buffer.concat(toClient).includes("secret reply"));
     assert.equal(tlsView(Buffer.from("GET / HTTP/1.1\r\n\r\n")).recordsOnly, false);
+  });
+});
+
+describe("e2e harness: code a pod's UID can read (root)", function () {
+  it("stages a hard-linked copy when the clone sits in a private directory (e.g. under /root)", function () {
+    if (rootProblem()) this.skip();
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), "private-clone-")); // mode 0700
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "run-"));
+    fs.chmodSync(runDir, 0o755);
+    try {
+      const root = path.join(parent, "repo");
+      fs.mkdirSync(path.join(root, "dist", "proxy"), { recursive: true });
+      fs.mkdirSync(path.join(root, "node_modules", "commander"), { recursive: true });
+      fs.writeFileSync(path.join(root, "dist", "proxy", "cli.js"), "// proxy\n");
+      fs.writeFileSync(path.join(root, "node_modules", "commander", "package.json"), "{}\n");
+      fs.writeFileSync(path.join(root, "package.json"), "{}\n");
+      const code = { root, node: process.execPath };
+      assert.equal(reachableByOthers(path.join(root, "dist", "proxy", "cli.js")), false);
+      const staged = codeRootsFor(runDir, code);
+      assert.equal(staged.root, path.join(runDir, "code"));
+      assert.ok(reachableByOthers(path.join(staged.root, "dist", "proxy", "cli.js")));
+      assert.equal(fs.statSync(path.join(staged.root, "dist", "proxy", "cli.js")).ino, fs.statSync(path.join(root, "dist", "proxy", "cli.js")).ino, "a hard link, not a copy");
+      fs.chmodSync(parent, 0o755);
+      assert.deepEqual(codeRootsFor(runDir, code), code, "a readable clone is used where it is");
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { Capture } from "./capture";
 import { Dialer, startDialer } from "./dialer";
 import { isRoot } from "./exec";
+import { codeRootsFor, CodeRoots, HOST_CODE } from "./code";
 import { resolveImage, UnknownImageError } from "./images";
 import { KubeObject, matchesSelector, objectKey, PodSpec } from "./kube";
 import { KubeProxy, ServicePortRule } from "./kube-proxy";
@@ -50,6 +51,8 @@ export class Cluster {
   readonly objects = new Map<string, KubeObject>();
   private readonly kubeProxy: KubeProxy;
   private released?: () => void;
+  /** Where pod processes find the code (a staged copy when the clone is private). */
+  private code: CodeRoots = HOST_CODE;
   /** Set once teardown starts: container exits are expected from then on, not news. */
   private stopping = false;
 
@@ -79,6 +82,7 @@ export class Cluster {
       const node = await startDialer(names.nodeNs, { uid: 0, gid: 0, groups: [], capabilities: [], noNewPrivileges: true }, path.join(names.dir, "sock", "node"), path.join(names.dir, "node-dialer.log"));
       const cluster = new Cluster(names, node, log);
       cluster.released = release;
+      cluster.code = codeRootsFor(names.dir, HOST_CODE, log);
       log(`node ${names.nodeNs}: bridge ${names.bridge}, pods in ${POD_CIDR.base}.0/${POD_CIDR.prefixLength}, services in ${SERVICE_CIDR.base}.0.0/${SERVICE_CIDR.prefixLength}`);
       await cluster.start(objects);
       return cluster;
@@ -94,6 +98,7 @@ export class Cluster {
       names: this.names,
       lookup: (kind, namespace, name) => this.objects.get(`${kind}/${namespace}/${name}`),
       proxyImages: this.proxyImages(),
+      code: this.code,
       node: this.node,
       log: (line) => {
         if (!this.stopping) this.log(line);

@@ -4,7 +4,6 @@
 import * as path from "node:path";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..", "..");
-const DIST = path.join(REPO_ROOT, "dist");
 
 export interface ImageRun {
   argv: string[];
@@ -31,11 +30,17 @@ const repoName = (image: string) => image.replace(/@sha256:[0-9a-f]+$/, "").repl
 
 /**
  * Kubernetes semantics: `command` replaces the image ENTRYPOINT, `args` its CMD.
- * `proxyImages`: the images the mesh uses for its init container and sidecar.
+ * `proxyImages`: the images the mesh uses for its init container and sidecar. `code`: where the
+ * pod's processes find the repository and node (see code.ts).
  */
-export function resolveImage(container: ContainerLike, proxyImages: ReadonlySet<string>): ImageRun {
+export function resolveImage(
+  container: ContainerLike,
+  proxyImages: ReadonlySet<string>,
+  code: { root: string; node: string } = { root: REPO_ROOT, node: process.execPath },
+): ImageRun {
   const image = container.image ?? "";
-  const node = process.execPath;
+  const { node } = code;
+  const DIST = path.join(code.root, "dist");
   if (proxyImages.has(image)) {
     // ENTRYPOINT ["mesh-proxy"]; an explicit command naming it is the same program.
     const cmd = container.command ?? ["mesh-proxy"];

@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Dialer, httpGet, startDialer } from "./dialer";
+import type { CodeRoots } from "./code";
 import { ImageRun, resolveImage, rewritePaths } from "./images";
 import { Container, KeyToPath, KubeObject, objectData, PodSpec, Probe, Volume } from "./kube";
 import { createPodNetwork, PodNetwork } from "./network";
@@ -26,6 +27,8 @@ export interface PodContext {
   /** Secret / ConfigMap lookup by kind, namespace, name. */
   lookup(kind: "Secret" | "ConfigMap", namespace: string, name: string): KubeObject | undefined;
   proxyImages: ReadonlySet<string>;
+  /** Where pod processes find the repository and node (code.ts). */
+  code: CodeRoots;
   /** HTTP GET / TCP connect from the node namespace, as kubelet probes. */
   node: Dialer;
   log(line: string): void;
@@ -279,7 +282,7 @@ export class Pod {
   }
 
   private prepare(c: Container, init: boolean): ContainerState {
-    const image = resolveImage(c, this.ctx.proxyImages);
+    const image = resolveImage(c, this.ctx.proxyImages, this.ctx.code);
     const state: ContainerState = {
       name: c.name,
       init,

@@ -1,0 +1,57 @@
+// Pod processes run as their containers' UIDs (the proxy's 1337, http-echo's 65532, curl's 100),
+// not as root. A clone under /root (mode 0700 on Debian) or in a `mktemp -d` directory is out of
+// their reach, so the harness then stages what they run (dist/, node_modules/, package.json and
+// the node binary) inside the run directory: hard links, so it costs well under a second, and
+// the run's teardown removes it with everything else.
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { REPO_ROOT } from "./images";
+
+/** Where pod processes find the repository's code and the Node binary. */
+export interface CodeRoots {
+  root: string;
+  node: string;
+}
+
+export const HOST_CODE: CodeRoots = { root: REPO_ROOT, node: process.execPath };
+
+/** Can an unprivileged user (nobody) read `file` (or execute it, with `execute`)? */
+export function reachableByOthers(file: string, execute = false): boolean {
+  const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "test", execute ? "-x" : "-r", file]);
+  return r.status === 0;
+}
+
+function linkTree(from: string, to: string): void {
+  // Hard links first; a copy when `to` is on another file system.
+  for (const flags of ["-al", "-a"]) {
+    if (spawnSync("cp", [flags, from, to]).status === 0) return;
+    fs.rmSync(to, { recursive: true, force: true });
+  }
+  throw new Error(`cannot stage ${from} into ${to}`);
+}
+
+/**
+ * The code roots pod processes can use: the repository and node as they are when an unprivileged
+ * user can reach them, else a staged copy under `runDir/code`.
+ */
+export function codeRootsFor(runDir: string, code: CodeRoots = HOST_CODE, log: (line: string) => void = () => {}): CodeRoots {
+  const repoOk = reachableByOthers(path.join(code.root, "dist", "proxy", "cli.js")) && reachableByOthers(path.join(code.root, "node_modules", "commander", "package.json"));
+  const nodeOk = reachableByOthers(code.node, true);
+  if (repoOk && nodeOk) return code;
+  const staged = path.join(runDir, "code");
+  fs.mkdirSync(staged, { recursive: true, mode: 0o755 });
+  fs.chmodSync(staged, 0o755);
+  const out = { ...code };
+  if (!repoOk) {
+    for (const entry of ["dist", "node_modules", "package.json"]) linkTree(path.join(code.root, entry), path.join(staged, entry));
+    out.root = staged;
+  }
+  if (!nodeOk) {
+    linkTree(code.node, path.join(staged, "node"));
+    fs.chmodSync(path.join(staged, "node"), 0o755);
+    out.node = path.join(staged, "node");
+  }
+  log(`pod processes cannot read ${!repoOk ? code.root : code.node} (a private directory): staged a hard-linked copy in ${staged}`);
+  return out;
+}
