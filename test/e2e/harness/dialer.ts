@@ -3,6 +3,8 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
+import { CodeRoots, HOST_CODE } from "./code";
+import { REPO_ROOT } from "./images";
 import { Identity, Started, startInNamespace } from "./process";
 
 export class DialError extends Error {
@@ -16,10 +18,10 @@ export interface Dialer {
   process: Started;
 }
 
-const AGENT = path.join(__dirname, "dial-agent.js");
-
-export async function startDialer(ns: string, identity: Identity, socketPath: string, logFile: string): Promise<Dialer> {
-  const started = startInNamespace({ ns, identity, argv: [process.execPath, AGENT, socketPath], logFile });
+/** The agent runs as `identity`: from `code`, the copy that UID can read (code.ts). */
+export async function startDialer(ns: string, identity: Identity, socketPath: string, logFile: string, code: CodeRoots = HOST_CODE): Promise<Dialer> {
+  const agent = path.join(code.root, path.relative(REPO_ROOT, path.join(__dirname, "dial-agent.js")));
+  const started = startInNamespace({ ns, identity, argv: [code.node, agent, socketPath], logFile });
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {

@@ -389,7 +389,7 @@ export class Pod {
       const state = this.containers.get(containerName);
       if (!state) throw new PodError(`pod ${this.namespace}/${this.name} has no running container ${containerName}`);
       const sock = path.join(this.ctx.names.dir, "sock", `${this.id}-${containerName}`);
-      d = startDialer(this.ns, state.identity, sock, path.join(this.dir, "logs", `${containerName}.dialer.log`));
+      d = startDialer(this.ns, state.identity, sock, path.join(this.dir, "logs", `${containerName}.dialer.log`), this.ctx.code);
       this.dialers.set(containerName, d);
     }
     return d;
