@@ -29,3 +29,21 @@ export function lookupDestination(directory: DirectoryConfig, address: string, p
   }
   return undefined;
 }
+
+/** How long after a directory change a newly meshed port may fall back to plaintext (outbound.ts). */
+export const MIGRATION_WINDOW_MS = 5 * 60_000;
+
+/** Key of one meshed service port, as `migratingPorts` and `lookupDestination` callers use it. */
+export const servicePortKey = (service: string, targetPort: number) => `${service}:${targetPort}`;
+
+/**
+ * Service ports that were not meshed in `before` (absent, or disabled) and are meshed in
+ * `after`: their server pods may still run the old config (kubelet syncs pods at its own pace,
+ * a rollout onboarding a workload still has pods without the proxy) for a while.
+ */
+export function newlyMeshedPorts(before: DirectoryConfig, after: DirectoryConfig): string[] {
+  const meshed = (d: DirectoryConfig) =>
+    new Set(d.services.flatMap((s) => s.ports.filter((p) => p.mode !== "disabled").map((p) => servicePortKey(`${s.namespace}/${s.name}`, p.targetPort))));
+  const old = meshed(before);
+  return [...meshed(after)].filter((key) => !old.has(key)).sort();
+}

@@ -101,13 +101,12 @@ export function acceptMtls(raw: net.Socket, identity: Identity, trustDomain: str
 }
 
 /**
- * Did the server show it does not speak TLS at all (it answered our ClientHello with non-TLS
- * bytes, or closed without a word)? A TLS server that refused us (an alert, a bad certificate,
- * the wrong SPIFFE ID) does not count: that must fail closed.
+ * Did the server show it does not speak TLS at all (it answered our ClientHello with bytes that
+ * are not a TLS record)? A close, an alert, a bad certificate or the wrong SPIFFE ID do not count:
+ * a server proxy refusing us looks like that, and it must fail closed.
  */
 export function serverSpokeNoTls(refusal: Refusal): boolean {
-  if (refusal.reason === "handshake_eof") return true;
-  return refusal.reason === "handshake_failed" && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL|RECORD_LAYER_FAILURE/.test(refusal.message);
+  return refusal.reason === "handshake_failed" && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/.test(refusal.message);
 }
 
 export interface OriginateOptions {

@@ -5,7 +5,7 @@
 import * as net from "net";
 import { Duplex } from "stream";
 import { copyBidirectional } from "./copy";
-import { lookupDestination } from "./directory";
+import { lookupDestination, servicePortKey } from "./directory";
 import { originateMtls, Refusal, serverSpokeNoTls } from "./handshake";
 import { MESH_ALPN } from "./identity";
 import { TunnelPool } from "./pool";
@@ -19,7 +19,8 @@ function routeFor(ctx: ProxyContext, destination: { address: string; port: numbe
   if (!match || match.mode === "disabled") {
     return { host: destination.address, port: destination.port, spiffeId: null, targetPort: destination.port };
   }
-  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback: match.mode === "permissive" };
+  const migrating = (ctx.migrating.get(servicePortKey(match.service, match.targetPort)) ?? 0) > Date.now();
+  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback: match.mode === "permissive" && migrating };
 }
 
 export function outboundHandler(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool): (app: net.Socket) => void {
@@ -61,9 +62,10 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
     try {
       upstream = await dial(ctx, pool, route, fields);
     } catch (error) {
-      // Mid-migration (disabled → permissive or back) kubelet updates each pod's config at its own
-      // time: a server still on "disabled" hands our ClientHello to its app. Permissive accepts
-      // plaintext anyway, so say so in the log and send plaintext rather than fail the request.
+      // Mid-migration (a port just turned from disabled or unmeshed to permissive) kubelet updates
+      // each pod's config at its own time: a server still on "disabled" hands our ClientHello to
+      // its app, which answers in plaintext. Only then, and only for MIGRATION_WINDOW_MS after the
+      // change, send plaintext rather than fail the request; log and count it.
       if (!(error instanceof Refusal && route.plaintextFallback && serverSpokeNoTls(error))) throw error;
       ctx.log.warn("plaintext fallback", { direction: "outbound", ...fields, reason: error.reason, detail: error.message });
       mode = "plaintext-fallback";

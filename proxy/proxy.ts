@@ -8,6 +8,7 @@ import { createHash } from "crypto";
 import { createAdminServer } from "./admin";
 import { ConfigError } from "./config";
 import { Connections } from "./connections";
+import { MIGRATION_WINDOW_MS, newlyMeshedPorts } from "./directory";
 import { buildIdentity, IdentityError, identityFiles, readIdentityFiles } from "./identity";
 import { inboundHandler } from "./inbound";
 import { Logger } from "./log";
@@ -105,6 +106,7 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
     connections: new Connections(),
     originalDestination: options.originalDestination ?? originalDestination,
     draining: false,
+    migrating: new Map(),
   };
   metrics.certificateExpiry(() => ctx.identity?.notAfter);
   const pool = new TunnelPool(ctx);
@@ -146,7 +148,10 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
     if (hash === configHash) return;
     configHash = hash;
     try {
+      const previous = ctx.config;
       ctx.config = loadMeshConfig(settings.source);
+      const until = Date.now() + MIGRATION_WINDOW_MS;
+      for (const key of newlyMeshedPorts(previous.directory, ctx.config.directory)) ctx.migrating.set(key, until);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       metrics.reloads.inc({ kind: "config", outcome: "rejected" });

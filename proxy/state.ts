@@ -21,6 +21,8 @@ export interface ProxyContext {
   readonly originalDestination: OriginalDestinationLookup;
   /** Set on SIGTERM: listeners are closed, new tunnel streams refused. */
   draining: boolean;
+  /** Service ports meshed by a recent config change → until when they may fall back to plaintext. */
+  readonly migrating: Map<string, number>;
 }
 
 /** One refusal: one counter bump and one log line with the reason. */
