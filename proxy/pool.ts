@@ -19,14 +19,17 @@ export const SESSIONS_PER_DESTINATION = 4;
 
 export class TunnelPool {
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
-  private turn = 0;
+  /** Round-robin position per destination (a shared counter would pin each of several destinations to a slot). */
+  private readonly turns = new Map<string, number>();
 
   constructor(private readonly ctx: ProxyContext) {}
 
   /** A CONNECT stream to `route` (its expected identity already verified on the session). */
   async open(route: OutboundRoute & { spiffeId: string }, identity: Identity): Promise<http2.ClientHttp2Stream> {
-    this.turn = (this.turn + 1) % SESSIONS_PER_DESTINATION;
-    const key = `${this.turn}|${route.host}|${route.port}|${route.spiffeId}|${identity.fingerprint}`;
+    const destination = `${route.host}|${route.port}|${route.spiffeId}|${identity.fingerprint}`;
+    const turn = ((this.turns.get(destination) ?? -1) + 1) % SESSIONS_PER_DESTINATION;
+    this.turns.set(destination, turn);
+    const key = `${turn}|${destination}`;
     let session = await this.session(key, route, identity);
     if (session.closed || session.destroyed) {
       this.sessions.delete(key);
@@ -37,6 +40,9 @@ export class TunnelPool {
 
   /** Gracefully closes sessions made with another identity (after a rotation or bundle change). */
   retire(currentFingerprint: string | undefined): void {
+    for (const destination of this.turns.keys()) {
+      if (!destination.endsWith(`|${currentFingerprint}`)) this.turns.delete(destination);
+    }
     for (const [key, pending] of this.sessions) {
       if (key.endsWith(`|${currentFingerprint}`)) continue;
       this.sessions.delete(key);
