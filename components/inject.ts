@@ -93,7 +93,8 @@ export class InjectionError extends Error {
  */
 function checkAppUids(podSpec: PodSpecLike): void {
   const podUid = (podSpec.securityContext as { runAsUser?: unknown } | undefined)?.runAsUser;
-  for (const c of podSpec.containers) {
+  // The app's own init containers run after the redirect is installed: they count too.
+  for (const c of [...podSpec.containers, ...((podSpec.initContainers ?? []) as ContainerLike[])]) {
     const uid = (c.securityContext as { runAsUser?: unknown } | undefined)?.runAsUser ?? podUid;
     if (uid === PROXY_UID) {
       throw new InjectionError(
@@ -201,11 +202,13 @@ export function rewriteProbes(container: ContainerLike): { container: ContainerL
     if (!probe?.httpGet) continue;
     const { path: targetPath, port, scheme, host: _host, ...rest } = probe.httpGet;
     const path = probePath(container.name, kind);
+    const headers = (rest.httpHeaders ?? []) as { name: string; value: string }[];
     probes.push({
       path,
       port: resolveProbePort(container, port),
       targetPath: targetPath ?? "/",
       scheme: scheme === "HTTPS" ? "HTTPS" : "HTTP",
+      ...(headers.length ? { headers: headers.map(({ name, value }) => ({ name, value })) } : {}),
     });
     out[field] = { ...probe, httpGet: { ...rest, path, port: PROXY_PORTS.admin, scheme: "HTTP" } };
   }

@@ -34,7 +34,7 @@ export function createAdminServer(ctx: ProxyContext, state: AdminState): http.Se
     if (path.startsWith(PROBE_PATH_PREFIX + "/")) {
       const probe = ctx.config.workload.probes.find((p) => p.path === path);
       if (!probe) return reply(res, 404, "no such probe\n");
-      return forwardProbe(probe, probeHeaders(req.headers, probe.port), res);
+      return forwardProbe(probe, probeHeaders(req.headers, probe), res);
     }
     reply(res, 404, "not found\n");
   });
@@ -45,20 +45,18 @@ function reply(res: http.ServerResponse, status: number, body: string, contentTy
   res.end(body);
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-connection", "content-length"]);
-
 /**
- * The kubelet's request headers, as the app should see them: the probe's `httpHeaders` reach us on
- * the rewritten probe (kubelet sends them to the admin port), so pass them on; kubelet's default
- * Host (<pod IP>:<admin port>) becomes <pod IP>:<app port>, what the app would have seen.
+ * The headers the app's probe gets: kubelet's User-Agent and Accept, the probe's own httpHeaders
+ * (from workload.json, never from the caller: 15021 is reachable from other pods, and nobody
+ * should be able to hand the app an Authorization header from 127.0.0.1), and kubelet's default
+ * Host (<pod IP>:<admin port>) turned into <pod IP>:<app port>, what the app would have seen.
  */
-export function probeHeaders(incoming: http.IncomingHttpHeaders, appPort: number): http.OutgoingHttpHeaders {
+export function probeHeaders(incoming: http.IncomingHttpHeaders, probe: Pick<Probe, "port" | "headers">): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  }
-  const host = typeof out.host === "string" ? out.host : undefined;
-  if (host?.endsWith(`:${PROXY_PORTS.admin}`)) out.host = `${host.slice(0, -String(PROXY_PORTS.admin).length)}${appPort}`;
+  for (const name of ["user-agent", "accept"]) if (incoming[name] !== undefined) out[name] = incoming[name];
+  const host = incoming.host;
+  if (host?.endsWith(`:${PROXY_PORTS.admin}`)) out.host = `${host.slice(0, -String(PROXY_PORTS.admin).length)}${probe.port}`;
+  for (const { name, value } of probe.headers ?? []) out[name.toLowerCase()] = value;
   return out;
 }
 

@@ -69,6 +69,8 @@ export const ProbeSchema = z.strictObject({
   port: Port,
   targetPath: z.string().startsWith("/"),
   scheme: z.enum(["HTTP", "HTTPS"]).default("HTTP"),
+  /** The probe's httpHeaders: the only caller-independent headers the app gets. */
+  headers: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).optional(),
 });
 
 export const WorkloadConfigSchema = z.strictObject({

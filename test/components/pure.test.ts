@@ -125,7 +125,7 @@ describe("components/inject injectSidecar", () => {
     assert.deepEqual(app.startupProbe, { tcpSocket: { port: 8080 } }, "non-HTTP probes are left alone");
     assert.deepEqual(probes, [
       { path: "/app-health/api/livez", port: 8080, targetPath: "/live", scheme: "HTTP" },
-      { path: "/app-health/api/readyz", port: 9090, targetPath: "/ready", scheme: "HTTPS" },
+      { path: "/app-health/api/readyz", port: 9090, targetPath: "/ready", scheme: "HTTPS", headers: [{ name: "X-Probe", value: "1" }] },
     ]);
     // Everything else about the app container is untouched.
     const { livenessProbe: _l, readinessProbe: _r, ...rest } = app;

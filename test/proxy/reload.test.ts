@@ -167,7 +167,7 @@ describe("proxy/reload", function () {
       bundlePem: mesh.bundlePem,
       workload: workload(SERVER_ID, {
         probes: [
-          { path: "/app-health/api/livez", port: appPort, targetPath: "/healthy" },
+          { path: "/app-health/api/livez", port: appPort, targetPath: "/healthy", headers: [{ name: "X-Probe-Token", value: "s3cret" }] },
           { path: "/app-health/api/readyz", port: appPort, targetPath: "/broken" },
         ],
       }),
@@ -189,10 +189,11 @@ describe("proxy/reload", function () {
       assert.ok(body.includes(name), `metrics include ${name}`);
     }
     assert.equal((await adminGet(admin, "/app-health/api/livez")).status, 204);
-    // The probe's httpHeaders arrive on the rewritten probe; the app gets them.
-    assert.equal((await adminGet(admin, "/app-health/api/livez", { "x-probe-token": "s3cret", "user-agent": "kube-probe/1.31" })).status, 204);
+    // The app gets the probe's httpHeaders (from workload.json) and kubelet's User-Agent, never the caller's others.
+    assert.equal((await adminGet(admin, "/app-health/api/livez", { authorization: "Bearer stolen", "user-agent": "kube-probe/1.31" })).status, 204);
     assert.equal(seen.at(-1)?.["x-probe-token"], "s3cret");
     assert.equal(seen.at(-1)?.["user-agent"], "kube-probe/1.31");
+    assert.equal(seen.at(-1)?.authorization, undefined);
     assert.equal((await adminGet(admin, "/app-health/api/readyz")).status, 500);
     assert.equal((await adminGet(admin, "/app-health/api/startupz")).status, 404);
     app.close();
