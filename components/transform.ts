@@ -191,7 +191,7 @@ function withDependency(existing: pulumi.ResourceOptions["dependsOn"], extra: pu
   if (existing === undefined) return [extra];
   if (Array.isArray(existing)) return [...existing, extra];
   if (pulumi.Resource.isInstance(existing)) return [existing, extra];
-  return pulumi.output(existing as pulumi.Input<pulumi.Resource[]>).apply((deps) => [...deps, extra]);
+  return pulumi.output(existing as pulumi.Input<pulumi.Resource | pulumi.Resource[]>).apply((deps) => [...(Array.isArray(deps) ? deps : [deps]), extra]);
 }
 
 /**

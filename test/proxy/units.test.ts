@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { X509Certificate } from "crypto";
 import { parseProxyFileConfig, parseWorkloadConfig } from "../../proxy/config";
-import { lookupDestination } from "../../proxy/directory";
+import { lookupDestination, newlyMeshedPorts } from "../../proxy/directory";
 import { authorize, decide, resolveMode } from "../../proxy/policy";
 import { ConfigError } from "../../proxy/config";
 import { probeHeaders } from "../../proxy/admin";
@@ -199,9 +199,24 @@ describe("proxy/log isLevel", function () {
 });
 
 describe("proxy/admin probeHeaders", function () {
-  it("passes the probe's headers on, drops hop-by-hop ones, and points kubelet's Host at the app port", function () {
-    const out = probeHeaders({ host: "10.244.0.7:15021", "user-agent": "kube-probe/1.31", "x-token": "t", connection: "close" }, 8080);
-    assert.deepEqual(out, { host: "10.244.0.7:8080", "user-agent": "kube-probe/1.31", "x-token": "t" });
-    assert.equal(probeHeaders({ host: "api.internal" }, 8080).host, "api.internal");
+  it("sends the probe's own headers, kubelet's User-Agent and Host (pointed at the app port), and nothing the caller adds", function () {
+    const probe = { port: 8080, headers: [{ name: "X-Token", value: "t" }] };
+    const out = probeHeaders({ host: "10.244.0.7:15021", "user-agent": "kube-probe/1.31", authorization: "Bearer stolen", cookie: "c", connection: "close" }, probe);
+    assert.deepEqual(out, { "user-agent": "kube-probe/1.31", host: "10.244.0.7:8080", "x-token": "t" });
+    assert.equal(probeHeaders({ host: "api.internal" }, { port: 8080 }).host, undefined);
+  });
+});
+
+describe("proxy/directory newlyMeshedPorts", function () {
+  const dir = (ports: Array<{ port: number; targetPort: number; mode: "disabled" | "permissive" | "strict" }>, extra: object[] = []) => ({
+    version: 1 as const,
+    services: [{ namespace: "shop", name: "api", spiffeId: SERVER_ID, addresses: ["10.96.0.10"], hostnames: [], ports }, ...(extra as never[])],
+  });
+  it("lists ports that were disabled or absent and are meshed now, nothing else", function () {
+    const before = dir([{ port: 80, targetPort: 8080, mode: "disabled" }, { port: 81, targetPort: 8081, mode: "permissive" }]);
+    const after = dir([{ port: 80, targetPort: 8080, mode: "permissive" }, { port: 81, targetPort: 8081, mode: "strict" }, { port: 82, targetPort: 8082, mode: "permissive" }]);
+    assert.deepEqual(newlyMeshedPorts(before, after), ["shop/api:8080", "shop/api:8082"]);
+    assert.deepEqual(newlyMeshedPorts(after, after), []);
+    assert.deepEqual(newlyMeshedPorts(after, before), []);
   });
 });

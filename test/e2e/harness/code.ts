@@ -1,8 +1,8 @@
 // Pod processes run as their containers' UIDs (the proxy's 1337, http-echo's 65532, curl's 100),
 // not as root. A clone under /root (mode 0700 on Debian) or in a `mktemp -d` directory is out of
 // their reach, so the harness then stages what they run (dist/, node_modules/, package.json and
-// the node binary) inside the run directory: hard links, so it costs well under a second, and
-// the run's teardown removes it with everything else.
+// the node binary) inside the run directory: hard links, so it costs well under a second (a copy
+// of ~200 MB when the run directory is on another file system), and the run's teardown removes it.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -48,9 +48,13 @@ export function codeRootsFor(runDir: string, code: CodeRoots = HOST_CODE, log: (
     out.root = staged;
   }
   if (!nodeOk) {
-    linkTree(code.node, path.join(staged, "node"));
+    // A copy, not a link: chmod on a hard link would change the user's own binary.
+    fs.copyFileSync(code.node, path.join(staged, "node"));
     fs.chmodSync(path.join(staged, "node"), 0o755);
     out.node = path.join(staged, "node");
+  }
+  if (!reachableByOthers(path.join(out.root, "dist", "proxy", "cli.js")) || !reachableByOthers(out.node, true)) {
+    throw new Error(`pod processes (non-root UIDs) cannot read the code even after staging it in ${staged}: is ${runDir} in a private directory (TMPDIR)?`);
   }
   log(`pod processes cannot read ${!repoOk ? code.root : code.node} (a private directory): staged a hard-linked copy in ${staged}`);
   return out;
