@@ -181,6 +181,10 @@ describe("components/behaviour bad input fails at construction", () => {
       () => workload({ containers: [{ name: "api", image: "x:1" }], ports: [], podSpec: { securityContext: { runAsUser: 1337 } } }),
       /^MeshedWorkload "api"/, "containers", /runs as UID 1337/,
     );
+    refuses(
+      () => workload({ containers: [{ name: "api", image: "x:1" }], ports: [], podSpec: { initContainers: [{ name: "migrate", image: "x:1", securityContext: { runAsUser: 1337 } }] } }),
+      /^MeshedWorkload "api"/, "containers", /container "migrate" runs as UID 1337/,
+    );
   });
 
   it("an authorization rule naming a malformed service account", () => {
