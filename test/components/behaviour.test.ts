@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as mesh from "../../components";
 import { parseWorkloadConfig } from "../../proxy/config";
-import { clusterIpFor, render, settle, valueOf } from "../support/pulumi-mocks";
+import { clusterIpFor, forgetStrandedRegistrations, render, settle, valueOf } from "../support/pulumi-mocks";
 import { renewalGeneration, DEFAULTS } from "../../components/identity";
 
 const NOW = Date.UTC(2026, 10, 28, 12);
@@ -299,6 +299,7 @@ describe("components/behaviour meshTransform", () => {
     const config = (forgotten!.workloadConfig as unknown as { promise(): Promise<string> }).promise();
     await assert.rejects(config, /meshTransform workload "billing\/forgotten": field "workloads" lists a Deployment that the transform never saw within 0.2 s. Fix: attach the transform/);
     assertSchemasValid((await settled).resources);
+    forgetStrandedRegistrations();
   });
 });
 

@@ -196,6 +196,18 @@ export async function settle(): Promise<void> {
 }
 
 /**
+ * For a test that makes a registration fail on purpose: the engine would abort the update there,
+ * but under mocks that registration's promises stay pending forever, and Pulumi's exit-time leak
+ * check would then print its "promises were still active" banner at the end of `npm test`.
+ * Forgets the promises pending now, so a real leak later in the run is still reported.
+ */
+export function forgetStrandedRegistrations(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const debuggable = require("@pulumi/pulumi/runtime/debuggable");
+  debuggable.leakedPromises();
+}
+
+/**
  * Runs a program under the mocks and returns every resource it registered, once all are done.
  * Errors thrown by the program (e.g. a refused input) propagate.
  */
