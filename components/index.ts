@@ -16,4 +16,4 @@ export { planPorts } from "./ports";
 export { LEAF_ALLOWED_USES, CA_ALLOWED_USES, renewalGeneration, nextRenewalAt } from "./identity";
 export { spiffeId } from "../proxy/spiffe";
 export { MODES, Mode } from "../proxy/wellknown";
-export type { DirectoryService } from "../proxy/config";
+export type { DirectoryService, Transport } from "../proxy/config";

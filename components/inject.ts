@@ -6,7 +6,7 @@
 import { FILE_NAMES, MOUNT_PATHS, PROBE_PATH_PREFIX, PROXY_PORTS, PROXY_UID, LABELS } from "../proxy/wellknown";
 import type { Input } from "@pulumi/pulumi";
 import type * as k8s from "@pulumi/kubernetes";
-import type { Probe } from "../proxy/config";
+import type { Probe, Transport } from "../proxy/config";
 
 export const INIT_CONTAINER_NAME = "mesh-init";
 export const SIDECAR_NAME = "mesh-proxy";
@@ -69,6 +69,8 @@ export interface InjectOptions {
   excludeInboundPorts?: number[];
   /** Resources of the proxy sidecar. */
   proxyResources?: k8s.types.input.core.v1.ResourceRequirements;
+  /** `mesh-proxy run --transport`; absent: the proxy's default (h2). */
+  proxyTransport?: Transport;
 }
 
 export interface InjectResult {
@@ -140,7 +142,11 @@ export function sidecarContainer(options: InjectOptions): k8s.types.input.core.v
   return {
     name: SIDECAR_NAME,
     image: options.proxyImage,
-    args: ["run", "--config", MOUNT_PATHS.config, "--identity", MOUNT_PATHS.identity],
+    args: [
+      "run", "--config", MOUNT_PATHS.config, "--identity", MOUNT_PATHS.identity,
+      // Only when set, so that adopting a release with this option restarts no pod.
+      ...(options.proxyTransport ? ["--transport", options.proxyTransport] : []),
+    ],
     // Native sidecar: starts before the app containers, stops after them.
     restartPolicy: "Always",
     ports: [{ name: ADMIN_PORT_NAME, containerPort: PROXY_PORTS.admin, protocol: "TCP" }],

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as dockerbuild from "@pulumi/docker-build";
 import { FILE_NAMES, LABELS, Mode, PROXY_UID } from "../proxy/wellknown";
-import type { AuthorizationRule, DirectoryService, Probe } from "../proxy/config";
+import type { AuthorizationRule, DirectoryService, Probe, Transport } from "../proxy/config";
 import { CertificateAuthority } from "./ca";
 import { WorkloadIdentity } from "./workload-identity";
 import { resolveMode } from "./mode";
@@ -21,6 +21,7 @@ import {
   checkCidr,
   checkDns1123Label,
   checkMode,
+  checkTransport,
   checkTrustDomain,
   componentLabel,
 } from "./validate";
@@ -58,6 +59,15 @@ export interface MeshArgs {
   proxyBuild?: ProxyBuildArgs;
   /** Resources of every proxy container (sidecars and the DaemonSet). */
   proxyResources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  /**
+   * How proxies reach each other (`mesh-proxy run --transport`). "h2" (the proxy's default): four
+   * pooled mTLS connections per destination, application connections multiplexed as HTTP/2
+   * CONNECT streams; cheap new connections, but kube-proxy balances the four pooled connections,
+   * not each request. "tcp": one mTLS connection per application connection, balanced per
+   * connection like plain traffic, at one handshake each. Servers accept both, so a change rolls
+   * out pod by pod; it is a container argument, so changing it restarts the meshed pods.
+   */
+  proxyTransport?: Transport;
   /** Outbound ports the sidecars never intercept (e.g. a database the mesh does not cover). */
   excludeOutboundPorts?: number[];
   /** Outbound destinations the sidecars never intercept. */
@@ -131,6 +141,7 @@ export class Mesh extends pulumi.ComponentResource {
   readonly excludeOutboundCidrs: string[];
   readonly excludeInboundPorts: number[];
   readonly proxyResources?: MeshArgs["proxyResources"];
+  readonly proxyTransport?: Transport;
   readonly now: number;
   readonly registry: MeshRegistry;
   readonly daemonSet?: k8s.apps.v1.DaemonSet;
@@ -165,6 +176,7 @@ export class Mesh extends pulumi.ComponentResource {
     this.excludeOutboundCidrs = (args.excludeOutboundCidrs ?? []).map((c, i) => checkCidr(label, `excludeOutboundCidrs[${i}]`, c));
     this.existingNamespaces = new Set((args.existingNamespaces ?? ["default"]).map((ns, i) => checkDns1123Label(label, `existingNamespaces[${i}]`, ns)));
     this.proxyResources = args.proxyResources;
+    this.proxyTransport = args.proxyTransport === undefined ? undefined : checkTransport(label, "proxyTransport", args.proxyTransport);
     this.now = args.now ?? Date.now();
     this.registry = new MeshRegistry(label);
     this.importedServices = pulumi.output(args.importedServices ?? []) as pulumi.Output<DirectoryService[]>;
@@ -376,6 +388,7 @@ export class Mesh extends pulumi.ComponentResource {
       workloadConfigMapName: configName,
       directoryConfigMapName: this.directoryConfigMapName,
       proxyResources: this.proxyResources,
+      proxyTransport: this.proxyTransport,
     };
     const container = { ...sidecarContainer(options) };
     delete container.restartPolicy; // a regular container here, not a native sidecar

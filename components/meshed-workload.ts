@@ -139,6 +139,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
         excludeOutboundCidrs: mesh.excludeOutboundCidrs,
         excludeInboundPorts: excludeInbound,
         proxyResources: mesh.proxyResources,
+        proxyTransport: mesh.proxyTransport,
       });
     } catch (e) {
       if (e instanceof InjectionError) throw new MeshInputError(label, "containers", e.message, e.fix ?? "fix the container spec");

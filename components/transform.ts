@@ -155,6 +155,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       excludeOutboundCidrs: this.mesh.excludeOutboundCidrs,
       excludeInboundPorts: this.mesh.excludeInboundPorts,
       proxyResources: this.mesh.proxyResources,
+      proxyTransport: this.mesh.proxyTransport,
     });
     let injected;
     try {

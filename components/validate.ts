@@ -4,6 +4,7 @@
 import { isIP } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { MODES, Mode, RESERVED_PORTS } from "../proxy/wellknown";
+import { TRANSPORTS, Transport } from "../proxy/config";
 import { trustDomainProblem } from "../proxy/spiffe";
 
 /** A refused input. `pulumi up` prints the message and exits cleanly, no stack trace. */
@@ -52,6 +53,18 @@ export function checkMode(component: string, field: string, value: unknown): Mod
 
 export function checkOptionalMode(component: string, field: string, value: unknown): Mode | undefined {
   return value === undefined ? undefined : checkMode(component, field, value);
+}
+
+export function checkTransport(component: string, field: string, value: unknown): Transport {
+  if (typeof value !== "string" || !(TRANSPORTS as readonly string[]).includes(value)) {
+    throw new MeshInputError(
+      component,
+      field,
+      `is ${JSON.stringify(value)}, not a proxy transport`,
+      `use one of ${TRANSPORTS.map((t) => JSON.stringify(t)).join(", ")}`,
+    );
+  }
+  return value as Transport;
 }
 
 export function checkTrustDomain(component: string, field: string, value: unknown): string {

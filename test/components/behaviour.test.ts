@@ -140,6 +140,7 @@ describe("components/behaviour bad input fails at construction", () => {
   it("an unknown mode, at every level", () => {
     refuses(() => new mesh.Mesh("mesh", { mode: "enforced" as mesh.Mode }), /^Mesh "mesh"/, "mode", /"enforced", not a mesh mode.*use one of "disabled", "permissive", "strict"/);
     refuses(() => new mesh.Mesh("mesh", { namespaceModes: { shop: "STRICT" as mesh.Mode } }), /^Mesh "mesh"/, "namespaceModes.shop", /not a mesh mode/);
+    refuses(() => new mesh.Mesh("mesh", { proxyTransport: "http2" as mesh.Transport }), /^Mesh "mesh"/, "proxyTransport", /"http2", not a proxy transport.*use one of "h2", "tcp"/);
     refuses(() => workload({ mode: "basic" as mesh.Mode }), /^MeshedWorkload "api"/, "mode", /not a mesh mode/);
     refuses(() => workload({ ports: [{ name: "http", port: 8080, mode: "mtls" as mesh.Mode }] }), /^MeshedWorkload "api"/, "ports[0].mode", /not a mesh mode/);
   });
@@ -331,6 +332,32 @@ describe("components/behaviour mesh options", () => {
     const pod = object(resources, "Deployment", "api", "shop").inputs.spec.template.spec;
     assert.deepEqual(pod.initContainers[0].args, ["init", "--inbound-ports", "8080", "--proxy-uid", "1337", "--exclude-outbound-ports", "5432", "--exclude-outbound-cidrs", "169.254.169.254/32", "--exclude-inbound-ports", "9100"]);
     assert.deepEqual(pod.initContainers[1].resources, { requests: { cpu: "50m", memory: "32Mi" }, limits: { memory: "128Mi" } });
+  });
+
+  it("passes proxyTransport to every proxy (sidecars, transformed pods, the DaemonSet), and nothing when unset", async () => {
+    const run = ["run", "--config", "/etc/mesh", "--identity", "/var/run/mesh/identity"];
+    const sidecarArgs = (spec: any) => spec.initContainers.find((c: any) => c.name === "mesh-proxy").args;
+    const meshed = (proxyTransport?: mesh.Transport) =>
+      renderChecked(() => {
+        const m = new mesh.Mesh("mesh", { now: NOW, proxyTransport });
+        new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: [{ name: "api", image: "x:1" }] });
+      });
+    const tcp = (await meshed("tcp")).resources;
+    assert.deepEqual(sidecarArgs(object(tcp, "Deployment", "api", "shop").inputs.spec.template.spec), [...run, "--transport", "tcp"]);
+    assert.deepEqual(object(tcp, "DaemonSet", "mesh-proxy", "mesh-system").inputs.spec.template.spec.containers[0].args, [...run, "--transport", "tcp"]);
+    assert.deepEqual(sidecarArgs(object((await meshed()).resources, "Deployment", "api", "shop").inputs.spec.template.spec), run);
+
+    const transformed = await render(() => {
+      const m = new mesh.Mesh("mesh", { now: NOW, proxyTransport: "h2", existingNamespaces: ["billing"] });
+      const transform = mesh.meshTransform(m, { workloads: [{ namespace: "billing", name: "invoices" }] });
+      const labels = { app: "invoices" };
+      const out = transform({
+        custom: true, type: "kubernetes:apps/v1:Deployment", name: "invoices", opts: {},
+        props: { metadata: { name: "invoices", namespace: "billing", labels: { [mesh.INJECT_LABEL]: "true" } }, spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "invoices", image: "x:1" }] } } } },
+      });
+      new k8s.apps.v1.Deployment("invoices", out!.props as k8s.apps.v1.DeploymentArgs, out!.opts);
+    });
+    assert.deepEqual(sidecarArgs(object(transformed.resources, "Deployment", "invoices", "billing").inputs.spec.template.spec), [...run, "--transport", "h2"]);
   });
 
   it("renders a StatefulSet with the same pod contract", async () => {

@@ -78,3 +78,36 @@ describe("e2e traffic matrix: mode × meshed × authorization", function () {
     });
   }
 });
+
+describe("e2e proxyTransport tcp: the Mesh option reaches every sidecar and the matrix still holds", function () {
+  this.timeout(120_000);
+  let run: MeshRun | undefined;
+
+  before(async function () {
+    const problem = rootProblem();
+    if (problem) {
+      console.log(`      skipped: ${problem}`);
+      this.skip();
+    }
+    run = await MeshRun.up({ program: PROGRAM, mode: "strict", config: { proxyTransport: "tcp" } });
+  });
+
+  after(async () => {
+    if (!run) return;
+    const left = await run.down();
+    assert.deepEqual(left, { namespaces: [], processes: [] });
+  });
+
+  it("strict: every cell has the expected outcome, and web's proxy dialed one mTLS connection per request, never the h2 pool", async () => {
+    const failures: string[] = [];
+    for (const cell of CELLS) {
+      const outcome = await run!.curl(cell.client, cell.server);
+      if (outcome.ok !== expectedToSucceed("strict", cell.client)) failures.push(`${cell.name}: ${cell.client.label} → ${cell.server.label}: ${outcome.detail}`);
+    }
+    assert.deepEqual(failures, []);
+    const outbound = await run!.metric(run!.cluster.pod("shop", "web"), "mesh_proxy_connections_total");
+    // web called api and open once each (the CELLS above).
+    assert.equal(outbound('direction="outbound"', 'mode="mtls-tcp"', 'outcome="forwarded"'), 2);
+    assert.equal(outbound('direction="outbound"', 'mode="mtls-h2"'), 0);
+  });
+});

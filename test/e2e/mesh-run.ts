@@ -81,16 +81,19 @@ export class MeshRun {
     public rendered: Rendered,
     public mode: Mode,
     readonly cluster: Cluster,
+    /** The program's other config (`pulumi config set`), kept across re-renders. */
+    private readonly config: Record<string, string>,
   ) {}
 
-  static async up(opts: { program?: string; mode: Mode; log?: (line: string) => void }): Promise<MeshRun> {
+  static async up(opts: { program?: string; mode: Mode; config?: Record<string, string>; log?: (line: string) => void }): Promise<MeshRun> {
     const program = opts.program ?? QUICKSTART_PROGRAM;
     const log = opts.log ?? (() => {});
     const t0 = Date.now();
-    const rendered = await render({ program, config: { mode: opts.mode } });
+    const config = opts.config ?? {};
+    const rendered = await render({ program, config: { ...config, mode: opts.mode } });
     log(`rendered ${path.relative(REPO_ROOT, program)} (mode ${opts.mode}): ${rendered.objects.length} Kubernetes objects, real keys and certificates (${Date.now() - t0} ms)`);
     const cluster = await Cluster.up(rendered.objects, { log });
-    return new MeshRun(program, rendered, opts.mode, cluster);
+    return new MeshRun(program, rendered, opts.mode, cluster, config);
   }
 
   /**
@@ -98,7 +101,7 @@ export class MeshRun {
    * what changed; resolves once every proxy whose config volume changed has reloaded it.
    */
   async setMode(mode: Mode, skew?: KubeletSkew): Promise<ApplyReport> {
-    const rendered = await render({ program: this.program, config: { mode }, state: this.rendered.state });
+    const rendered = await render({ program: this.program, config: { ...this.config, mode }, state: this.rendered.state });
     const report = await this.applyAndWait(rendered, skew);
     this.mode = mode;
     return report;
@@ -109,7 +112,7 @@ export class MeshRun {
    * workload's key, CSR and leaf = a certificate renewal); resolves once the proxies reloaded.
    */
   async renew(namePatterns: string[]): Promise<ApplyReport> {
-    const rendered = await render({ program: this.program, config: { mode: this.mode }, state: this.rendered.state, replace: namePatterns });
+    const rendered = await render({ program: this.program, config: { ...this.config, mode: this.mode }, state: this.rendered.state, replace: namePatterns });
     return this.applyAndWait(rendered);
   }
 
@@ -145,17 +148,19 @@ export class MeshRun {
 
   /** The proxy's mesh_proxy_reloads_total{outcome="applied"} by kind, scraped from the node. */
   async reloads(pod: Pod): Promise<{ config: number; identity: number }> {
+    const count = await this.metric(pod, "mesh_proxy_reloads_total");
+    return { config: count('kind="config"', 'outcome="applied"'), identity: count('kind="identity"', 'outcome="applied"') };
+  }
+
+  /** Scrapes the proxy's /metrics from the node; sums `name`'s samples whose labels include every given `label="value"`. */
+  async metric(pod: Pod, name: string): Promise<(...labels: string[]) => number> {
     const proxy = pod.containers.get("mesh-proxy")!;
     if (proxy.exit) {
       throw new Error(`the proxy of ${pod.namespace}/${pod.name} is not running (exited ${proxy.exit.code ?? proxy.exit.signal}):\n${tail(proxy.logFile)}`);
     }
     const res = await httpGet(() => this.cluster.nodeDialer.dial(pod.ip, 15021), { host: pod.ip, path: "/metrics" });
-    const count = (kind: string) =>
-      res.body
-        .split("\n")
-        .filter((l) => l.startsWith("mesh_proxy_reloads_total{") && l.includes(`kind="${kind}"`) && l.includes('outcome="applied"'))
-        .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
-    return { config: count("config"), identity: count("identity") };
+    const samples = res.body.split("\n").filter((l) => l.startsWith(`${name}{`));
+    return (...labels) => samples.filter((l) => labels.every((label) => l.includes(label))).reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
   }
 
   private async waitForReload(pod: Pod, kind: "config" | "identity", before: number): Promise<void> {

@@ -8,7 +8,11 @@ import * as k8s from "@pulumi/kubernetes";
 import * as mesh from "pulumi-mtls-mesh";
 
 const config = new pulumi.Config();
-const m = new mesh.Mesh("mesh", { trustDomain: "cluster.local", mode: (config.get("mode") ?? "strict") as mesh.Mode });
+const m = new mesh.Mesh("mesh", {
+  trustDomain: "cluster.local",
+  mode: (config.get("mode") ?? "strict") as mesh.Mode,
+  proxyTransport: config.get("proxyTransport") as mesh.Transport | undefined,
+});
 
 const echo = (name: string): k8s.types.input.core.v1.Container => ({
   name,
