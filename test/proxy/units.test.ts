@@ -4,6 +4,8 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { X509Certificate } from "crypto";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Certificate, id_ce_subjectAltName } from "@peculiar/asn1-x509";
 import { parseProxyFileConfig, parseWorkloadConfig } from "../../proxy/config";
 import { lookupDestination, newlyMeshedPorts } from "../../proxy/directory";
 import { authorize, decide, resolveMode } from "../../proxy/policy";
@@ -61,6 +63,21 @@ describe("proxy/verify checkPeerCertificate", function () {
       const check = checkPeerCertificate(der(leaf.certPem), role, TD, undefined);
       assert.equal(check.ok ? "ok" : check.reason, reason, name);
     }
+  });
+
+  it("refuses bytes that are not a certificate, and a certificate carrying the same extension twice", async function () {
+    const garbage = checkPeerCertificate(Buffer.from("not a certificate at all"), "client", TD);
+    assert.equal(garbage.ok ? "ok" : garbage.reason, "unparsable_certificate");
+    const truncated = checkPeerCertificate(der((await (await testMesh()).leaf("shop", "web")).certPem).subarray(0, 200), "client", TD);
+    assert.equal(truncated.ok ? "ok" : truncated.reason, "unparsable_certificate");
+
+    // Re-encode a valid leaf with its SAN extension appended again (the signature no longer
+    // matters: OpenSSL checked it before this runs).
+    const leaf = AsnConvert.parse(der((await (await testMesh()).leaf("shop", "web")).certPem), Certificate);
+    const extensions = leaf.tbsCertificate.extensions!;
+    extensions.push(extensions.find((e) => e.extnID === id_ce_subjectAltName)!);
+    const doubled = checkPeerCertificate(Buffer.from(AsnConvert.serialize(leaf)), "client", TD);
+    assert.deepEqual(doubled.ok ? "ok" : [doubled.reason, doubled.detail], ["unparsable_certificate", `extension ${id_ce_subjectAltName} appears twice`]);
   });
 
   it("caches by fingerprint without mixing roles or trust domains", async function () {
