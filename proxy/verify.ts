@@ -3,7 +3,7 @@
 // EKU, which SPIFFE forbids. We parse the leaf structurally (never from Node's `subjectaltname`
 // string, see CVE-2021-44532) and return the peer's SPIFFE ID or a refusal reason. The ASN.1
 // schemas alone (@peculiar/asn1-x509), not a full X.509 toolkit: this module is loaded by every
-// proxy, and the toolkit (with its reflect-metadata and DI container) cost ~6 MB of idle RSS.
+// proxy, and the toolkit (with its reflect-metadata and DI container) cost ~4 MB of idle RSS.
 import { AsnConvert } from "@peculiar/asn1-schema";
 import {
   BasicConstraints,
