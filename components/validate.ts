@@ -39,16 +39,16 @@ export function checkDns1123Label(component: string, field: string, value: unkno
   return value;
 }
 
-export function checkMode(component: string, field: string, value: unknown): Mode {
-  if (typeof value !== "string" || !(MODES as readonly string[]).includes(value)) {
-    throw new MeshInputError(
-      component,
-      field,
-      `is ${JSON.stringify(value)}, not a mesh mode`,
-      `use one of ${MODES.map((m) => JSON.stringify(m)).join(", ")}`,
-    );
+/** `value` must be one of `allowed` (`what` names the kind, e.g. "mesh mode"). */
+function checkOneOf<T extends string>(component: string, field: string, value: unknown, allowed: readonly T[], what: string): T {
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a ${what}`, `use one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`);
   }
-  return value as Mode;
+  return value as T;
+}
+
+export function checkMode(component: string, field: string, value: unknown): Mode {
+  return checkOneOf(component, field, value, MODES, "mesh mode");
 }
 
 export function checkOptionalMode(component: string, field: string, value: unknown): Mode | undefined {
@@ -56,15 +56,7 @@ export function checkOptionalMode(component: string, field: string, value: unkno
 }
 
 export function checkTransport(component: string, field: string, value: unknown): Transport {
-  if (typeof value !== "string" || !(TRANSPORTS as readonly string[]).includes(value)) {
-    throw new MeshInputError(
-      component,
-      field,
-      `is ${JSON.stringify(value)}, not a proxy transport`,
-      `use one of ${TRANSPORTS.map((t) => JSON.stringify(t)).join(", ")}`,
-    );
-  }
-  return value as Transport;
+  return checkOneOf(component, field, value, TRANSPORTS, "proxy transport");
 }
 
 export function checkTrustDomain(component: string, field: string, value: unknown): string {

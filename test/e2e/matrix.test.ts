@@ -9,7 +9,7 @@ import { rootProblem } from "./harness/cluster";
 import { REPO_ROOT } from "./harness/images";
 import { wireReport } from "./harness/wire";
 import { Client, expectedToSucceed, MeshRun, Server } from "./mesh-run";
-import { MODES } from "../../proxy/wellknown";
+import { MODES, Mode } from "../../proxy/wellknown";
 
 const PROGRAM = path.join(REPO_ROOT, "dist", "test", "e2e", "programs", "matrix", "index.js");
 const api: Server = { label: "shop/api", namespace: "shop", service: "api", port: 8080, text: "hello from api" };
@@ -32,43 +32,51 @@ const CELLS: { name: string; client: Client; server: Server }[] = [
   { name: "not meshed, no policy (allowed)", client: client("legacy-client", "legacy", false, true), server: open },
 ];
 
-describe("e2e traffic matrix: mode × meshed × authorization", function () {
-  this.timeout(120_000);
+/**
+ * Registers the suite's hooks: the matrix program up before its tests (skipped when not root),
+ * torn down after them, leaving nothing behind. Returns the run for the tests.
+ */
+function bringUp(opts: { mode: Mode; config?: Record<string, string> }): () => MeshRun {
   let run: MeshRun | undefined;
-
   before(async function () {
     const problem = rootProblem();
     if (problem) {
       console.log(`      skipped: ${problem}`);
       this.skip();
     }
-    run = await MeshRun.up({ program: PROGRAM, mode: MODES[0] });
+    run = await MeshRun.up({ program: PROGRAM, ...opts });
   });
-
   after(async () => {
     if (!run) return;
     const left = await run.down();
     assert.deepEqual(left, { namespaces: [], processes: [] });
   });
+  return () => run!;
+}
+
+describe("e2e traffic matrix: mode × meshed × authorization", function () {
+  this.timeout(120_000);
+  const matrixRun = bringUp({ mode: MODES[0] });
 
   for (const mode of MODES) {
     it(`${mode}: every cell has the expected outcome, and the wire shows ${mode === "disabled" ? "plaintext only" : "TLS for meshed clients, plaintext for the others"}`, async () => {
-      if (run!.mode !== mode) {
-        const pids = run!.cluster.pids();
-        const report = await run!.setMode(mode);
+      const run = matrixRun();
+      if (run.mode !== mode) {
+        const pids = run.cluster.pids();
+        const report = await run.setMode(mode);
         assert.deepEqual(report.changed.filter((k) => !k.startsWith("ConfigMap/")), []);
-        assert.deepEqual(run!.cluster.pids(), pids, "a mode flip restarts nothing");
+        assert.deepEqual(run.cluster.pids(), pids, "a mode flip restarts nothing");
       }
-      const capture = await run!.cluster.capture(`matrix-${mode}`);
+      const capture = await run.cluster.capture(`matrix-${mode}`);
       const failures: string[] = [];
       for (const cell of CELLS) {
-        const outcome = await run!.curl(cell.client, cell.server);
+        const outcome = await run.curl(cell.client, cell.server);
         const expected = expectedToSucceed(mode, cell.client);
         if (outcome.ok !== expected) failures.push(`${cell.name}: ${cell.client.label} → ${cell.server.label} expected ${expected ? "success" : "refusal"}, got ${outcome.detail}`);
       }
       const streams = await capture.stop();
       for (const c of [...new Map(CELLS.map((cell) => [cell.client.label, cell.client])).values()]) {
-        const wire = wireReport(streams, run!.cluster.pod(c.namespace, c.workload).ip, ["GET / HTTP/1.1", api.text, open.text]);
+        const wire = wireReport(streams, run.cluster.pod(c.namespace, c.workload).ip, ["GET / HTTP/1.1", api.text, open.text]);
         const tls = c.meshed && mode !== "disabled";
         if (tls ? !(wire.allTls && Object.values(wire.plaintextHits).every((n) => n === 0)) : wire.verdict !== "plaintext") {
           failures.push(`${c.label}: expected ${tls ? "TLS only" : "plaintext"} on the wire, got ${JSON.stringify(wire)}`);
@@ -81,31 +89,17 @@ describe("e2e traffic matrix: mode × meshed × authorization", function () {
 
 describe("e2e proxyTransport tcp: the Mesh option reaches every sidecar and the matrix still holds", function () {
   this.timeout(120_000);
-  let run: MeshRun | undefined;
-
-  before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
-    run = await MeshRun.up({ program: PROGRAM, mode: "strict", config: { proxyTransport: "tcp" } });
-  });
-
-  after(async () => {
-    if (!run) return;
-    const left = await run.down();
-    assert.deepEqual(left, { namespaces: [], processes: [] });
-  });
+  const matrixRun = bringUp({ mode: "strict", config: { proxyTransport: "tcp" } });
 
   it("strict: every cell has the expected outcome, and web's proxy dialed one mTLS connection per request, never the h2 pool", async () => {
+    const run = matrixRun();
     const failures: string[] = [];
     for (const cell of CELLS) {
-      const outcome = await run!.curl(cell.client, cell.server);
+      const outcome = await run.curl(cell.client, cell.server);
       if (outcome.ok !== expectedToSucceed("strict", cell.client)) failures.push(`${cell.name}: ${cell.client.label} → ${cell.server.label}: ${outcome.detail}`);
     }
     assert.deepEqual(failures, []);
-    const outbound = await run!.metric(run!.cluster.pod("shop", "web"), "mesh_proxy_connections_total");
+    const outbound = await run.metric(run.cluster.pod("shop", "web"), "mesh_proxy_connections_total");
     // web called api and open once each (the CELLS above).
     assert.equal(outbound('direction="outbound"', 'mode="mtls-tcp"', 'outcome="forwarded"'), 2);
     assert.equal(outbound('direction="outbound"', 'mode="mtls-h2"'), 0);
