@@ -14,7 +14,7 @@ import { resolveMode } from "./mode";
 import { MeshRegistry, RegistrySnapshot } from "./registry";
 import { renderAuthorizationRules } from "./policy";
 import { renderDirectoryConfig, renderWorkloadConfig, serviceHostnames } from "./render";
-import { meshVolumes, sidecarContainer } from "./inject";
+import { InjectOptions, meshVolumes, sidecarContainer } from "./inject";
 import {
   MeshInputError,
   checkAppPort,
@@ -218,6 +218,19 @@ export class Mesh extends pulumi.ComponentResource {
     return this.namespaces.get(namespace);
   }
 
+  /** The mesh-wide part of every proxy's injection options; each caller adds its workload's own. */
+  injectDefaults(): Pick<InjectOptions, "proxyImage" | "directoryConfigMapName" | "excludeOutboundPorts" | "excludeOutboundCidrs" | "excludeInboundPorts" | "proxyResources" | "proxyTransport"> {
+    return {
+      proxyImage: this.proxyImage,
+      directoryConfigMapName: this.directoryConfigMapName,
+      excludeOutboundPorts: this.excludeOutboundPorts,
+      excludeOutboundCidrs: this.excludeOutboundCidrs,
+      excludeInboundPorts: this.excludeInboundPorts,
+      proxyResources: this.proxyResources,
+      proxyTransport: this.proxyTransport,
+    };
+  }
+
   /** Name of the per-namespace ConfigMap holding directory.json. */
   get directoryConfigMapName(): string {
     return `${this.meshName}-directory`;
@@ -381,15 +394,7 @@ export class Mesh extends pulumi.ComponentResource {
     );
     const directory = this.directoryConfigMap(ns);
     const labels = { [LABELS.managedBy]: "pulumi-mtls-mesh", "app.kubernetes.io/name": proxyName };
-    const options = {
-      proxyImage: this.proxyImage,
-      inboundPorts: [],
-      identitySecretName: identity.secretName,
-      workloadConfigMapName: configName,
-      directoryConfigMapName: this.directoryConfigMapName,
-      proxyResources: this.proxyResources,
-      proxyTransport: this.proxyTransport,
-    };
+    const options = { ...this.injectDefaults(), inboundPorts: [], identitySecretName: identity.secretName, workloadConfigMapName: configName };
     const container = { ...sidecarContainer(options) };
     delete container.restartPolicy; // a regular container here, not a native sidecar
     return new k8s.apps.v1.DaemonSet(

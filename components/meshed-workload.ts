@@ -126,20 +126,14 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
 
     const directory = mesh.directoryConfigMap(this.namespace);
     const configMapName = `${name}-mesh-config`;
-    const proxyImage = mesh.proxyImage;
     let injected;
     try {
       injected = injectSidecar({ ...(args.podSpec ?? {}), containers } as PodSpecLike, {
-        proxyImage,
+        ...mesh.injectDefaults(),
         inboundPorts: this.portPlan.redirectPorts,
         identitySecretName: this.identity.secretName,
         workloadConfigMapName: configMapName,
-        directoryConfigMapName: mesh.directoryConfigMapName,
-        excludeOutboundPorts: mesh.excludeOutboundPorts,
-        excludeOutboundCidrs: mesh.excludeOutboundCidrs,
         excludeInboundPorts: excludeInbound,
-        proxyResources: mesh.proxyResources,
-        proxyTransport: mesh.proxyTransport,
       });
     } catch (e) {
       if (e instanceof InjectionError) throw new MeshInputError(label, "containers", e.message, e.fix ?? "fix the container spec");

@@ -146,16 +146,10 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     const ports = containerPorts(podSpec);
     const plan = planPorts({ label, field: "ports", ports: this.ports, containerPorts: ports, excludeInboundPorts: this.mesh.excludeInboundPorts, modes: { mesh: this.mesh.defaultMode, namespace: this.mesh.namespaceModes[this.namespace], workload: this.mode } });
     const inject = () => injectSidecar(podSpec, {
-      proxyImage: this.mesh.proxyImage,
+      ...this.mesh.injectDefaults(),
       inboundPorts: plan.redirectPorts,
       identitySecretName: this.identity.secretName,
       workloadConfigMapName: this.configMapName,
-      directoryConfigMapName: this.mesh.directoryConfigMapName,
-      excludeOutboundPorts: this.mesh.excludeOutboundPorts,
-      excludeOutboundCidrs: this.mesh.excludeOutboundCidrs,
-      excludeInboundPorts: this.mesh.excludeInboundPorts,
-      proxyResources: this.mesh.proxyResources,
-      proxyTransport: this.mesh.proxyTransport,
     });
     let injected;
     try {
