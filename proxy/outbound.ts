@@ -19,8 +19,9 @@ function routeFor(ctx: ProxyContext, destination: { address: string; port: numbe
   if (!match || match.mode === "disabled") {
     return { host: destination.address, port: destination.port, spiffeId: null, targetPort: destination.port };
   }
-  const migrating = (ctx.migrating.get(servicePortKey(match.service, match.targetPort)) ?? 0) > Date.now();
-  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback: match.mode === "permissive" && migrating };
+  // Only a permissive port can fall back; strict ones skip the lookup.
+  const plaintextFallback = match.mode === "permissive" && (ctx.migrating.get(servicePortKey(match.service, match.targetPort)) ?? 0) > Date.now();
+  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback };
 }
 
 export function outboundHandler(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool): (app: net.Socket) => void {

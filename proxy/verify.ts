@@ -69,29 +69,14 @@ export function checkPeerCertificate(der: Buffer, role: PeerRole, trustDomain: s
 
 function check(der: Buffer, role: PeerRole, trustDomain: string): PeerCheck {
   const refuse = (reason: PeerRefusal, detail: string): PeerCheck => ({ ok: false, reason, detail });
-  let cert: Certificate;
-  let extension: <T>(oid: string, type: new () => T) => T | undefined;
+  let leaf: Leaf;
   try {
-    cert = AsnConvert.parse(der, Certificate);
-    extension = extensionReader(cert.tbsCertificate.extensions ?? []);
+    leaf = parseLeaf(der);
   } catch (error) {
     return refuse("unparsable_certificate", (error as Error).message);
   }
 
-  let san: SubjectAlternativeName | undefined;
-  let basic: BasicConstraints | undefined;
-  let usages: KeyUsage | undefined;
-  let eku: ExtendedKeyUsage | undefined;
-  try {
-    san = extension(id_ce_subjectAltName, SubjectAlternativeName);
-    basic = extension(id_ce_basicConstraints, BasicConstraints);
-    usages = extension(id_ce_keyUsage, KeyUsage);
-    eku = extension(id_ce_extKeyUsage, ExtendedKeyUsage);
-  } catch (error) {
-    return refuse("unparsable_certificate", `an extension does not parse: ${(error as Error).message}`);
-  }
-
-  const uris = [...(san ?? [])].flatMap((name) => (name.uniformResourceIdentifier === undefined ? [] : [name.uniformResourceIdentifier]));
+  const uris = [...(leaf.san ?? [])].flatMap((name) => (name.uniformResourceIdentifier === undefined ? [] : [name.uniformResourceIdentifier]));
   if (uris.length === 0) return refuse("no_uri_san", "the certificate has no URI SAN");
   if (uris.length > 1) return refuse("multiple_uri_sans", `the certificate has ${uris.length} URI SANs`);
   const uri = uris[0];
@@ -102,29 +87,47 @@ function check(der: Buffer, role: PeerRole, trustDomain: string): PeerCheck {
     return refuse("foreign_trust_domain", `${uri} is not in trust domain ${trustDomain}`);
   }
 
-  if (basic?.cA) return refuse("leaf_is_ca", `${uri} is a CA certificate`);
-  if (usages && (usages.toNumber() & SIGNING_USAGES) !== 0) {
+  if (leaf.basic?.cA) return refuse("leaf_is_ca", `${uri} is a CA certificate`);
+  if (leaf.usages && (leaf.usages.toNumber() & SIGNING_USAGES) !== 0) {
     return refuse("leaf_can_sign_certificates", `${uri} has keyCertSign or cRLSign`);
   }
   const wanted = EKU_OID[role];
-  if (!eku || !eku.includes(wanted)) {
+  if (!leaf.eku || !leaf.eku.includes(wanted)) {
     return refuse("missing_eku", `${uri} lacks EKU ${role === "client" ? "clientAuth" : "serverAuth"}`);
   }
-  return { ok: true, id: uri, spiffe: parsed.id, notAfter: cert.tbsCertificate.validity.notAfter.getTime() };
+  return { ok: true, id: uri, spiffe: parsed.id, notAfter: leaf.notAfter };
+}
+
+/** What the checks read from a leaf. */
+interface Leaf {
+  notAfter: Date;
+  san?: SubjectAlternativeName;
+  basic?: BasicConstraints;
+  usages?: KeyUsage;
+  eku?: ExtendedKeyUsage;
 }
 
 /**
- * Looks extensions up by OID and decodes their value. A certificate with the same extension twice
- * is refused (RFC 5280 4.2 forbids it): which copy counts would be ambiguous.
+ * Decodes the leaf and the four extensions the checks read; throws on anything that does not
+ * parse. A certificate with the same extension twice is refused too (RFC 5280 4.2 forbids it):
+ * which copy counts would be ambiguous.
  */
-function extensionReader(extensions: Extension[]): <T>(oid: string, type: new () => T) => T | undefined {
+function parseLeaf(der: Buffer): Leaf {
+  const cert = AsnConvert.parse(der, Certificate);
   const byOid = new Map<string, Extension>();
-  for (const ext of extensions) {
+  for (const ext of cert.tbsCertificate.extensions ?? []) {
     if (byOid.has(ext.extnID)) throw new Error(`extension ${ext.extnID} appears twice`);
     byOid.set(ext.extnID, ext);
   }
-  return (oid, type) => {
+  const extension = <T>(oid: string, type: new () => T): T | undefined => {
     const ext = byOid.get(oid);
     return ext === undefined ? undefined : AsnConvert.parse(ext.extnValue.buffer, type);
+  };
+  return {
+    notAfter: cert.tbsCertificate.validity.notAfter.getTime(),
+    san: extension(id_ce_subjectAltName, SubjectAlternativeName),
+    basic: extension(id_ce_basicConstraints, BasicConstraints),
+    usages: extension(id_ce_keyUsage, KeyUsage),
+    eku: extension(id_ce_extKeyUsage, ExtendedKeyUsage),
   };
 }
