@@ -6,15 +6,13 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT } from "./images";
+import { HOST_CODE } from "./images";
 
 /** Where pod processes find the repository's code and the Node binary. */
 export interface CodeRoots {
   root: string;
   node: string;
 }
-
-export const HOST_CODE: CodeRoots = { root: REPO_ROOT, node: process.execPath };
 
 /** Can an unprivileged user (nobody) read `file` (or execute it, with `execute`)? */
 export function reachableByOthers(file: string, execute = false): boolean {

@@ -3,8 +3,8 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
-import { CodeRoots, HOST_CODE } from "./code";
-import { REPO_ROOT } from "./images";
+import type { CodeRoots } from "./code";
+import { HOST_CODE, REPO_ROOT } from "./images";
 import { Identity, Started, startInNamespace } from "./process";
 
 export class DialError extends Error {

@@ -2,8 +2,11 @@
 // program on this machine, with the image's default user. Anything else is reported as unknown
 // rather than faked.
 import * as path from "node:path";
+import type { CodeRoots } from "./code";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..", "..");
+/** The repository and node as they are (code.ts stages a copy when pod UIDs cannot read them). */
+export const HOST_CODE: CodeRoots = { root: REPO_ROOT, node: process.execPath };
 
 export interface ImageRun {
   argv: string[];
@@ -36,7 +39,7 @@ const repoName = (image: string) => image.replace(/@sha256:[0-9a-f]+$/, "").repl
 export function resolveImage(
   container: ContainerLike,
   proxyImages: ReadonlySet<string>,
-  code: { root: string; node: string } = { root: REPO_ROOT, node: process.execPath },
+  code: CodeRoots = HOST_CODE,
 ): ImageRun {
   const image = container.image ?? "";
   const { node } = code;
