@@ -16,7 +16,7 @@ import { Metrics } from "./metrics";
 import { outboundHandler } from "./outbound";
 import { TunnelPool } from "./pool";
 import { originalDestination } from "./redirect/origdst";
-import { loadMeshConfig, Settings } from "./settings";
+import { readReloadable, Settings } from "./settings";
 import { OriginalDestinationLookup, ProxyContext } from "./state";
 import { watchPaths, Watcher } from "./watch";
 import { FILE_NAMES } from "./wellknown";
@@ -149,7 +149,10 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
     configHash = hash;
     try {
       const previous = ctx.config;
-      ctx.config = loadMeshConfig(settings.source);
+      const next = readReloadable(settings.source);
+      ctx.config = next.config;
+      // In the same tick as the config, so no connection sees one without the other.
+      next.pinnedModes.forEach((mode, i) => (settings.inbound[i].mode = mode));
       const until = Date.now() + MIGRATION_WINDOW_MS;
       for (const key of newlyMeshedPorts(previous.directory, ctx.config.directory)) ctx.migrating.set(key, until);
     } catch (error) {

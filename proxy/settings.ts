@@ -12,6 +12,8 @@ import {
   parseDirectoryConfig,
   parseProxyFileConfig,
   parseWorkloadConfig,
+  ProxyFileConfig,
+  stableStringify,
   Transport,
   WorkloadConfig,
 } from "./config";
@@ -23,7 +25,7 @@ export interface InboundListener {
   port: number;
   /** Explicit: the app port on 127.0.0.1. Absent: transparent, from SO_ORIGINAL_DST. */
   targetPort?: number;
-  /** Pins the mode; absent: the workload's mode for the target port. */
+  /** Pins the mode; absent: the workload's mode for the target port. A config reload updates it (proxy.ts). */
   mode?: Mode;
 }
 
@@ -56,9 +58,14 @@ export interface MeshConfig {
   directory: DirectoryConfig;
 }
 
+export type ConfigSource =
+  | { kind: "directory"; path: string }
+  /** `restartOnly`: what a reload must find unchanged (restartOnlyPart). */
+  | { kind: "file"; path: string; restartOnly: Record<string, string> };
+
 export interface Settings {
   /** What --config pointed at. */
-  source: { kind: "directory" | "file"; path: string };
+  source: ConfigSource;
   identityDir: string;
   config: MeshConfig;
   inbound: InboundListener[];
@@ -101,20 +108,54 @@ function statOrFail(target: string): fs.Stats {
   }
 }
 
-/** Reads only the hot-reloadable documents (used by the watcher, too). */
-export function loadMeshConfig(source: Settings["source"]): MeshConfig {
-  if (source.kind === "directory") {
-    const workloadFile = path.join(source.path, FILE_NAMES.workload);
-    const directoryFile = path.join(source.path, FILE_NAMES.directory);
-    const workload = parseWorkloadConfig(readJson(workloadFile), workloadFile);
-    // A workload that calls no meshed service may have no directory yet.
-    const directory = fs.existsSync(directoryFile)
-      ? parseDirectoryConfig(readJson(directoryFile), directoryFile)
-      : parseDirectoryConfig({ version: 1 }, directoryFile);
-    return checkConsistent({ workload, directory }, source.path);
-  }
+/** Reads the two documents of a config directory. */
+export function loadMeshConfig(source: { kind: "directory"; path: string }): MeshConfig {
+  const workloadFile = path.join(source.path, FILE_NAMES.workload);
+  const directoryFile = path.join(source.path, FILE_NAMES.directory);
+  const workload = parseWorkloadConfig(readJson(workloadFile), workloadFile);
+  // A workload that calls no meshed service may have no directory yet.
+  const directory = fs.existsSync(directoryFile)
+    ? parseDirectoryConfig(readJson(directoryFile), directoryFile)
+    : parseDirectoryConfig({ version: 1 }, directoryFile);
+  return checkConsistent({ workload, directory }, source.path);
+}
+
+/** What a config reload applies. */
+export interface Reloaded {
+  config: MeshConfig;
+  /** proxy.json: the mode each explicit inbound listener pins, in file order (they lead Settings.inbound). */
+  pinnedModes: Array<Mode | undefined>;
+}
+
+/**
+ * The parts of proxy.json that only a restart applies, each as canonical JSON: listeners are bound
+ * and outbound routes fixed at start, the identity directory and transport are wired then, too.
+ * A listener's pinned mode is left out: like every other mode it reloads (a tightened mode must
+ * act now, not at some later restart).
+ */
+function restartOnlyPart(file: ProxyFileConfig): Record<string, string> {
+  const inbound = file.listeners.inbound.map(({ mode: _reloads, ...listener }) => listener);
+  const fixed = { identity: file.identity, listeners: { ...file.listeners, inbound }, admin: file.admin, transport: file.transport };
+  return Object.fromEntries(Object.entries(fixed).map(([key, value]) => [key, stableStringify(value ?? null)]));
+}
+
+/**
+ * Re-reads what a running proxy can change without a restart. A proxy.json whose restart-only
+ * parts changed is refused as a whole (ConfigError naming them): applying the rest while the
+ * listeners stay as they were would log "reloaded" for a file that is not what runs.
+ */
+export function readReloadable(source: ConfigSource): Reloaded {
+  if (source.kind === "directory") return { config: loadMeshConfig(source), pinnedModes: [] };
   const file = parseProxyFileConfig(readJson(source.path), source.path);
-  return checkConsistent({ workload: file.workload, directory: file.directory }, source.path);
+  const now = restartOnlyPart(file);
+  const changed = Object.keys(now).filter((key) => now[key] !== source.restartOnly[key]);
+  if (changed.length > 0) {
+    throw new ConfigError(`${source.path}: ${changed.join(", ")} changed; restart mesh-proxy to apply that (only the documents and listener modes reload)`);
+  }
+  return {
+    config: checkConsistent({ workload: file.workload, directory: file.directory }, source.path),
+    pinnedModes: file.listeners.inbound.map((listener) => listener.mode),
+  };
 }
 
 function checkConsistent(config: MeshConfig, source: string): MeshConfig {
@@ -143,8 +184,8 @@ export function loadSettings(configPath: string, overrides: SettingsOverrides = 
     };
   }
 
-  const source = { kind: "file" as const, path: resolved };
   const file = parseProxyFileConfig(readJson(resolved), resolved);
+  const source = { kind: "file" as const, path: resolved, restartOnly: restartOnlyPart(file) };
   const config = checkConsistent({ workload: file.workload, directory: file.directory }, resolved);
   const identityDir = overrides.identityDir !== undefined
     ? path.resolve(overrides.identityDir)

@@ -2,14 +2,16 @@
 // connection limit and the SIGTERM drain, all on a running in-process proxy.
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
+import * as fs from "fs";
 import * as http from "http";
 import * as net from "net";
+import * as path from "path";
 import * as tls from "tls";
 import { stableStringify } from "../../proxy/config";
 import { createTestMesh, TestMesh } from "../support/pki";
 import {
-  adminGet, Backend, connect, identityFilesFor, kubeletWrite, rawAttempt, removeTmpDirs, SERVER_ID,
-  sleep, startBackend, startTestProxy, stopAllProxies, TD, testMesh, tlsAttempt, waitFor, workload,
+  adminGet, Backend, connect, freePort, identityFilesFor, kubeletWrite, rawAttempt, removeTmpDirs, SERVER_ID,
+  sleep, startBackend, startFileProxy, startTestProxy, stopAllProxies, TD, testMesh, tlsAttempt, tmpDir, waitFor, workload,
 } from "./support";
 
 async function echoOnce(socket: net.Socket, text: string): Promise<string> {
@@ -133,6 +135,39 @@ describe("proxy/reload", function () {
     await waitFor(() => server.logs.some((l) => l.msg === "config reload rejected, keeping the previous config"), 5000, "config rejection");
     assert.equal(await echoOnce(meshed as unknown as net.Socket, "old config"), "old config");
     meshed.destroy();
+  });
+
+  it("proxy.json: applies a listener's new pinned mode on reload (closing what it no longer allows) and refuses, naming the restart, a change to the listeners themselves", async function () {
+    const dir = tmpDir();
+    kubeletWrite(path.join(dir, "identity"), identityFilesFor(await mesh.leaf("shop", "api"), mesh.bundlePem));
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const file = path.join(dir, "proxy.json");
+    const write = (listener: object) => {
+      const doc = { version: 1, identity: "./identity", workload: workload(SERVER_ID), admin: { host: "127.0.0.1", port: adminPort }, listeners: { inbound: [listener] } };
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(doc));
+      fs.renameSync(`${file}.tmp`, file);
+    };
+    const pinned = (mode: string) => ({ host: "127.0.0.1", port, targetPort: backend.port, mode });
+    write(pinned("disabled"));
+    const server = await startFileProxy(file);
+    const plain = await connect(port);
+    assert.equal(await echoOnce(plain, "plain"), "plain", "disabled: plaintext passes");
+
+    const plainClosed = new Promise((resolve) => plain.once("end", resolve));
+    write(pinned("strict"));
+    await waitFor(() => server.logs.some((l) => l.msg === "config reloaded"), 5000, "config reload");
+    assert.equal((await rawAttempt(port, Buffer.from("new plaintext"))).received.length, 0, "strict now: new plaintext refused");
+    assert.equal(server.refusals("plaintext_on_strict").length, 1);
+    await Promise.race([plainClosed, sleep(2000).then(() => assert.fail("the open plaintext connection was not closed"))]);
+    assert.equal((await tlsAttempt(port, clientCreds, "meshed")).received.toString(), "meshed");
+
+    // The listener's target is bound at start: a reload cannot move it, so it is refused as a whole.
+    write({ ...pinned("disabled"), targetPort: backend.port + 1 });
+    const rejected = await waitFor(() => server.logs.find((l) => l.msg === "config reload rejected, keeping the previous config"), 5000, "rejection");
+    assert.match(String(rejected.error), /restart/);
+    assert.match((await adminGet(server.proxy.adminPort, "/metrics")).body, /mesh_proxy_reloads_total\{kind="config",outcome="rejected"\} 1/);
+    assert.equal((await rawAttempt(port, Buffer.from("still strict"))).received.length, 0, "the previous config (strict) keeps serving");
+    plain.destroy();
   });
 
   it("is not ready and refuses TLS until an identity is loaded (#32), then becomes ready", async function () {

@@ -10,7 +10,7 @@ import { createTestMesh, Issued, TestMesh } from "../support/pki";
 import { DirectoryConfigInput, parseWorkloadConfig, stableStringify, Transport, WorkloadConfigInput } from "../../proxy/config";
 import { Logger } from "../../proxy/log";
 import { RunningProxy, startProxy } from "../../proxy/proxy";
-import { InboundListener, loadMeshConfig, OutboundListener } from "../../proxy/settings";
+import { InboundListener, loadMeshConfig, loadSettings, OutboundListener, Settings } from "../../proxy/settings";
 import { OriginalDestinationLookup } from "../../proxy/state";
 import { parseSpiffeId } from "../../proxy/spiffe";
 
@@ -86,29 +86,36 @@ export async function startTestProxy(o: TestProxyOptions): Promise<TestProxy> {
   fs.mkdirSync(identityDir);
   if (o.leaf) kubeletWrite(identityDir, identityFilesFor(o.leaf, o.bundlePem));
   const configDir = writeConfig(path.join(root, "config"), o.workload, o.directory);
-  const logs: Array<Record<string, unknown>> = [];
   const source = { kind: "directory" as const, path: configDir };
-  const proxy = await startProxy(
-    {
-      source,
-      identityDir,
-      config: loadMeshConfig(source),
-      inbound: o.inbound ?? [],
-      outbound: o.outbound ?? [],
-      admin: { host: "127.0.0.1", port: 0 },
-      transport: o.transport ?? "tcp",
-    },
-    {
-      log: new Logger("debug", (line) => logs.push(JSON.parse(line))),
-      originalDestination: o.originalDestination ?? (() => undefined),
-      watch: { debounceMs: 30, pollMs: 200 },
-    },
-  );
+  const settings: Settings = {
+    source,
+    identityDir,
+    config: loadMeshConfig(source),
+    inbound: o.inbound ?? [],
+    outbound: o.outbound ?? [],
+    admin: { host: "127.0.0.1", port: 0 },
+    transport: o.transport ?? "tcp",
+  };
+  return runTestProxy(settings, configDir, o.originalDestination);
+}
+
+/** Runs a proxy from a proxy.json file (explicit listeners), as `mesh-proxy run --config <file>` does. */
+export function startFileProxy(file: string): Promise<TestProxy> {
+  return runTestProxy(loadSettings(file), path.dirname(file));
+}
+
+async function runTestProxy(settings: Settings, configDir: string, originalDestination?: OriginalDestinationLookup): Promise<TestProxy> {
+  const logs: Array<Record<string, unknown>> = [];
+  const proxy = await startProxy(settings, {
+    log: new Logger("debug", (line) => logs.push(JSON.parse(line))),
+    originalDestination: originalDestination ?? (() => undefined),
+    watch: { debounceMs: 30, pollMs: 200 },
+  });
   const handle: TestProxy = {
     proxy,
     logs,
     configDir,
-    identityDir,
+    identityDir: settings.identityDir,
     refusals: (reason) => logs.filter((l) => l.msg === "refused" && (reason === undefined || l.reason === reason)),
     async stop() {
       running.delete(handle);
@@ -162,6 +169,15 @@ export async function startBackend(behaviour: BackendBehaviour = echo): Promise<
   await new Promise<void>((resolve) => backend.server.listen(0, "127.0.0.1", resolve));
   backend.port = (backend.server.address() as net.AddressInfo).port;
   return backend;
+}
+
+/** A port that was free a moment ago (for proxy.json listeners, which cannot ask for port 0). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 export function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
