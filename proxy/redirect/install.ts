@@ -1,6 +1,7 @@
 // Applies rendered rules with the iptables binary (execFile, no shell), idempotently as rules.ts
 // describes, and turns the ways it can fail into one clear sentence each.
 import { execFile } from "child_process";
+import * as path from "path";
 import { BUILTIN_CHAINS } from "./rules";
 
 export type InstallFailureKind = "missing-binary" | "permission" | "failed";
@@ -73,14 +74,16 @@ function isMissingRule(stderr: string): boolean {
 
 /** One sentence saying what is wrong and what to do, for each way iptables can fail. */
 export function describeFailure(binary: string, argv: string[], outcome: Outcome): RedirectInstallError {
+  // ip6tables ships in the same package but has its own flag.
+  const tool = path.basename(binary).startsWith("ip6tables") ? "ip6tables" : "iptables";
   if (outcome.spawnError === "ENOENT") {
     return new RedirectInstallError(
       "missing-binary",
-      `could not find iptables: "${binary}" is not installed or not on PATH (install the iptables package, or pass --iptables <path>)`,
+      `could not find ${tool}: "${binary}" is not installed or not on PATH (install the iptables package, or pass --${tool} <path>)`,
     );
   }
   if (outcome.spawnError === "EACCES") {
-    return new RedirectInstallError("missing-binary", `could not run iptables: "${binary}" is not executable`);
+    return new RedirectInstallError("missing-binary", `could not run ${tool}: "${binary}" is not executable`);
   }
   const firstLine = outcome.stderr.trim().split("\n")[0] ?? "";
   if (/permission denied|operation not permitted|you must be root|EPERM/i.test(outcome.stderr)) {

@@ -16,8 +16,12 @@ export interface RedirectOptions {
   excludeOutboundPorts: number[];
   /** Normalised "a.b.c.d/n" (IPv4) and "x::/n" (IPv6) blocks reached directly, not through the proxy. */
   excludeOutboundCidrs: string[];
-  /** Also install the same redirection for IPv6 with ip6tables. */
-  ipv6: boolean;
+  /**
+   * IPv6 redirection with ip6tables: "auto" (the default) installs it whenever the pod's network
+   * namespace has IPv6 (ipv6.ts), "required" (--ipv6) installs it unconditionally. There is no
+   * "off": IPv6 left unredirected is a way around the mesh.
+   */
+  ipv6: "auto" | "required";
 }
 
 /** The raw flag values as commander hands them over (strings, or undefined when absent). */
@@ -72,13 +76,6 @@ export function parseInitFlags(raw: RawInitFlags): RedirectOptions {
     inboundPorts = inboundPorts.filter((port) => !excludeInboundPorts.includes(port));
   }
 
-  const ipv6 = raw.ipv6 === true;
-  const excludeOutboundCidrs = parseCidrList("--exclude-outbound-cidrs", raw.excludeOutboundCidrs);
-  const v6 = excludeOutboundCidrs.find((cidr) => cidr.includes(":"));
-  if (v6 !== undefined && !ipv6) {
-    throw new RedirectInputError("--exclude-outbound-cidrs", `${JSON.stringify(v6)} is IPv6; add --ipv6 to redirect IPv6 as well`);
-  }
-
   return {
     inboundPorts,
     excludeInboundPorts,
@@ -87,8 +84,9 @@ export function parseInitFlags(raw: RawInitFlags): RedirectOptions {
     outboundListener,
     adminPort,
     excludeOutboundPorts: parsePortList("--exclude-outbound-ports", raw.excludeOutboundPorts),
-    excludeOutboundCidrs,
-    ipv6,
+    // IPv6 blocks only matter where IPv6 is redirected; on an IPv4-only pod they match nothing.
+    excludeOutboundCidrs: parseCidrList("--exclude-outbound-cidrs", raw.excludeOutboundCidrs),
+    ipv6: raw.ipv6 === true ? "required" : "auto",
   };
 }
 

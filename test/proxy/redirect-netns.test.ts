@@ -20,11 +20,13 @@ const CLI_IP = "10.77.0.2";
 const SRV_IP_EXCLUDED = "10.77.1.1";
 const SRV_IP6 = "fd77::1";
 const CLI_IP6 = "fd77::2";
+const cliLinkName = `rd${id}c`;
 const APP_UID = 1000;
 const PROXY_UID = 1337;
 
-const SRV_INIT = ["--inbound-ports", "8080", "--ipv6"];
-const CLI_INIT = ["--inbound-ports", "8080", "--exclude-outbound-ports", "9090", "--exclude-outbound-cidrs", "10.77.1.0/24", "--ipv6"];
+// No --ipv6: both namespaces have IPv6, and init must see that by itself.
+const SRV_INIT = ["--inbound-ports", "8080"];
+const CLI_INIT = ["--inbound-ports", "8080", "--exclude-outbound-ports", "9090", "--exclude-outbound-cidrs", "10.77.1.0/24"];
 
 interface Result {
   code: number | null;
@@ -98,7 +100,7 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
       await must("ip", ["netns", "add", ns]);
       namespaces.push(ns);
     }
-    const [srvLink, cliLink] = [`rd${id}s`, `rd${id}c`];
+    const [srvLink, cliLink] = [`rd${id}s`, cliLinkName];
     await must("ip", ["link", "add", srvLink, "type", "veth", "peer", "name", cliLink]);
     await must("ip", ["link", "set", srvLink, "netns", SRV]);
     await must("ip", ["link", "set", cliLink, "netns", CLIENT]);
@@ -156,7 +158,7 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
     );
   });
 
-  it("redirects IPv6 the same way with --ipv6", async () => {
+  it("redirects IPv6 the same way, without being asked, since the namespace has IPv6", async () => {
     assert.deepStrictEqual(await connect(APP_UID, SRV_IP6, 8080), { listener: 15001, originalDestination: { address: SRV_IP6, port: 8080 } });
     assert.deepStrictEqual(await connect(PROXY_UID, SRV_IP6, 8080), { listener: 15006, originalDestination: { address: SRV_IP6, port: 8080 } });
   });
@@ -168,7 +170,7 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
     assert.strictEqual(await natTable(CLIENT), v4);
     assert.strictEqual(await natTable(CLIENT, "ip6tables-save"), v6);
 
-    const other = await init(CLIENT, ["--inbound-ports", "8080", "--exclude-outbound-ports", "5432", "--ipv6"]);
+    const other = await init(CLIENT, ["--inbound-ports", "8080", "--exclude-outbound-ports", "5432"]);
     assert.strictEqual(other.code, 0, other.stderr);
     const replaced = await natTable(CLIENT);
     assert.match(replaced, /--dport 5432 -j RETURN/);
@@ -198,6 +200,26 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
       assert.strictEqual(result.code, 1);
       assert.strictEqual(result.stderr, `mesh-proxy init: could not find iptables: "${binary}" is not installed or not on PATH (install the iptables package, or pass --iptables <path>)\n`);
     }
+  });
+
+  it("fails closed when the namespace has IPv6 and ip6tables is missing (exit 1): no pod with an unredirected family", async () => {
+    const result = await init(CLIENT, [...CLI_INIT, "--ip6tables", "/nonexistent/ip6tables"]);
+    assert.strictEqual(result.code, 1, result.stdout);
+    assert.strictEqual(
+      result.stderr,
+      'mesh-proxy init: IPv6 must be redirected too (IPv6 is enabled on all, default, lo, ' + cliLinkName + '), and it could not be: could not find ip6tables: "/nonexistent/ip6tables" is not installed or not on PATH (install the iptables package, or pass --ip6tables <path>)\n',
+    );
+  });
+
+  it("installs IPv4 alone, and needs no ip6tables, in a namespace whose IPv6 is disabled", async () => {
+    const ns = `rd-${id}-v4`;
+    await must("ip", ["netns", "add", ns]);
+    namespaces.push(ns);
+    await must("ip", ["netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.lo.disable_ipv6=1"]);
+    const result = await init(ns, ["--inbound-ports", "8080", "--exclude-outbound-cidrs", "fd00::/8", "--ip6tables", "/nonexistent/ip6tables"]);
+    assert.strictEqual(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^mesh-proxy init: redirection installed \(IPv4; no IPv6 to redirect: disable_ipv6 is 1 on all, default, lo\)/);
+    assert.match(await natTable(ns), /--dport 8080 -j MESH_IN_REDIRECT/);
   });
 
   it("says so when NET_ADMIN is missing (exit 1), and changes nothing", async () => {

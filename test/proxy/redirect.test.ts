@@ -1,6 +1,12 @@
 import * as assert from "assert";
+import { execFile } from "child_process";
+import * as fs from "fs";
 import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { initArgs } from "../../components/inject";
 import { describeFailure } from "../../proxy/redirect/install";
+import { ipv6Status } from "../../proxy/redirect/ipv6";
 import { originalDestination } from "../../proxy/redirect/origdst";
 import { parseInitFlags, RawInitFlags, RedirectInputError, RedirectOptions } from "../../proxy/redirect/options";
 import { CHAINS, renderRules } from "../../proxy/redirect/rules";
@@ -37,7 +43,7 @@ describe("proxy/redirect flags", () => {
       adminPort: PROXY_PORTS.admin,
       excludeOutboundPorts: [],
       excludeOutboundCidrs: [],
-      ipv6: false,
+      ipv6: "auto",
     });
   });
 
@@ -80,7 +86,6 @@ describe("proxy/redirect flags", () => {
     ["a CIDR with an empty prefix", { excludeOutboundCidrs: "10.0.0.0/" }, /has a bad prefix length/],
     ["a CIDR with a signed prefix", { excludeOutboundCidrs: "10.0.0.0/+8" }, /has a bad prefix length/],
     ["a host name as a CIDR", { excludeOutboundCidrs: "kubernetes.default" }, /is not a CIDR/],
-    ["an IPv6 CIDR without --ipv6", { excludeOutboundCidrs: "fd00::/8" }, /^--exclude-outbound-cidrs: "fd00::\/8" is IPv6; add --ipv6/],
   ];
   for (const [what, raw, message] of bad) {
     it(`refuses ${what}, naming the flag`, () => {
@@ -90,8 +95,13 @@ describe("proxy/redirect flags", () => {
     });
   }
 
-  it("accepts IPv6 CIDRs with --ipv6", () => {
-    assert.deepStrictEqual(options({ ipv6: true, excludeOutboundCidrs: "FD00::/8,::1" }).excludeOutboundCidrs, ["fd00::/8", "::1/128"]);
+  it("accepts IPv6 CIDRs without --ipv6 (IPv6 is redirected whenever the pod has it)", () => {
+    assert.deepStrictEqual(options({ excludeOutboundCidrs: "FD00::/8,::1" }).excludeOutboundCidrs, ["fd00::/8", "::1/128"]);
+  });
+
+  it("redirects IPv6 by detection unless --ipv6 requires it", () => {
+    assert.strictEqual(options({}).ipv6, "auto");
+    assert.strictEqual(options({ ipv6: true }).ipv6, "required");
   });
 });
 
@@ -171,6 +181,61 @@ describe("proxy/redirect renderRules", () => {
 
   it("is deterministic", () => {
     assert.deepStrictEqual(renderRules(base), renderRules(options({ inboundPorts: "8080,9090" })));
+  });
+});
+
+describe("proxy/redirect IPv6 detection", () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "ipv6-"))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  /** A fake /proc/sys/net with these disable_ipv6 values (undefined: no ipv6 directory at all). */
+  const procNet = (conf?: Record<string, string>) => {
+    if (conf) {
+      for (const [iface, value] of Object.entries(conf)) {
+        fs.mkdirSync(path.join(dir, "ipv6", "conf", iface), { recursive: true });
+        fs.writeFileSync(path.join(dir, "ipv6", "conf", iface, "disable_ipv6"), `${value}\n`);
+      }
+    }
+    return dir;
+  };
+
+  it("sees IPv6 when any interface (or the default for new ones) has it on", () => {
+    assert.deepStrictEqual(ipv6Status(procNet({ all: "0", default: "0", lo: "0", eth0: "0" })).enabled, true);
+    assert.deepStrictEqual(ipv6Status(procNet({ all: "1", default: "1", lo: "1", eth0: "0" })), { enabled: true, reason: "IPv6 is enabled on eth0" });
+  });
+
+  it("sees none when the kernel has no IPv6 or every interface has it disabled", () => {
+    assert.deepStrictEqual(ipv6Status(procNet()).enabled, false);
+    assert.deepStrictEqual(ipv6Status(procNet({ all: "1", default: "1", lo: "1", eth0: "1" })), { enabled: false, reason: "disable_ipv6 is 1 on all, default, eth0, lo" });
+  });
+
+  it("assumes IPv6 when it cannot tell (fail closed: ip6tables runs and must succeed)", () => {
+    fs.mkdirSync(path.join(dir, "ipv6", "conf", "eth0"), { recursive: true }); // no disable_ipv6 file
+    assert.strictEqual(ipv6Status(dir).enabled, true);
+  });
+});
+
+describe("proxy/redirect: what injectSidecar renders, mesh-proxy init accepts", () => {
+  const BIN = path.resolve(__dirname, "../../proxy/cli.js");
+
+  it("an IPv6 excludeOutboundCidrs entry: accepted, and excluded in the IPv6 rules (not a crash-looping init)", async () => {
+    const args = initArgs({
+      proxyImage: "mesh-proxy:test",
+      inboundPorts: [8080],
+      identitySecretName: "id",
+      workloadConfigMapName: "cfg",
+      directoryConfigMapName: "dir",
+      excludeOutboundCidrs: ["10.96.0.0/12", "fd00:10:96::/112"],
+    });
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [BIN, ...args, "--dry-run"], (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as NodeJS.ErrnoException).code) : 0, stdout, stderr }),
+      ),
+    );
+    assert.strictEqual(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^iptables -t nat -A MESH_OUTBOUND -d 10\.96\.0\.0\/12 -j RETURN$/m);
+    // --dry-run decides IPv6 like a real run, here: this machine's namespace.
+    if (ipv6Status().enabled) assert.match(result.stdout, /^ip6tables -t nat -A MESH_OUTBOUND -d fd00:10:96::\/112 -j RETURN$/m);
   });
 });
 
