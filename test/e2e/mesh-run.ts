@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { render, Rendered } from "./engine/render";
 import { ApplyReport, Cluster } from "./harness/cluster";
 import { httpGet } from "./harness/dialer";
+import type { KubeObject } from "./harness/kube";
 import type { Pod } from "./harness/pod";
 import { tail } from "./harness/process";
 import { REPO_ROOT } from "./harness/images";
@@ -172,12 +173,23 @@ export class MeshRun {
     throw new Error(`the proxy of ${pod.namespace}/${pod.name} did not reload its ${kind} within 15 s`);
   }
 
-  /** `kubectl exec <client> -- curl http://<service>.<ns>.svc.cluster.local:<port>/` */
-  async curl(client: Client, server: Server, timeoutSeconds = 3): Promise<Outcome> {
-    const url = `http://${server.service}.${server.namespace}.svc.cluster.local:${server.port}/`;
+  /**
+   * Stores objects edited by the test (what a later render would produce) like `pulumi up` would,
+   * and resolves once the proxies reloaded what changed.
+   */
+  applyObjects(objects: KubeObject[]): Promise<ApplyReport> {
+    return this.applyAndWait({ ...this.rendered, objects });
+  }
+
+  /**
+   * `kubectl exec <client> -- curl http://<service>.<ns>.svc.cluster.local:<port>/`, or another
+   * `host` (an IPv6 literal in brackets: curl -g takes it as it is).
+   */
+  async curl(client: Client, server: Server, timeoutSeconds = 3, host = `${server.service}.${server.namespace}.svc.cluster.local`): Promise<Outcome> {
+    const url = `http://${host}:${server.port}/`;
     const pod = this.cluster.pod(client.namespace, client.workload);
     const t0 = Date.now();
-    const res = await pod.exec(client.container, ["curl", "-sS", "-m", String(timeoutSeconds), "-w", "\n%{http_code}", url], (timeoutSeconds + 5) * 1000);
+    const res = await pod.exec(client.container, ["curl", "-sS", "-g", "-m", String(timeoutSeconds), "-w", "\n%{http_code}", url], (timeoutSeconds + 5) * 1000);
     const ms = Date.now() - t0;
     if (res.code === 0) {
       const lines = res.stdout.trimEnd().split("\n");

@@ -12,7 +12,7 @@ import { codeRootsFor, CodeRoots } from "./code";
 import { HOST_CODE, resolveImage, UnknownImageError } from "./images";
 import { KubeObject, matchesSelector, objectKey, PodSpec } from "./kube";
 import { KubeProxy, ServicePortRule } from "./kube-proxy";
-import { newRunId, POD_CIDR, RunNames, runNames, SERVICE_CIDR } from "./names";
+import { newRunId, POD_CIDR, POD_CIDR6, RunNames, runNames, SERVICE_CIDR } from "./names";
 import { createNode, podIp } from "./network";
 import { Pod, PodContext } from "./pod";
 import { stableStringify } from "../../../proxy/config";
@@ -83,7 +83,7 @@ export class Cluster {
       const cluster = new Cluster(names, node, log);
       cluster.released = release;
       cluster.code = codeRootsFor(names.dir, HOST_CODE, log);
-      log(`node ${names.nodeNs}: bridge ${names.bridge}, pods in ${POD_CIDR.base}.0/${POD_CIDR.prefixLength}, services in ${SERVICE_CIDR.base}.0.0/${SERVICE_CIDR.prefixLength}`);
+      log(`node ${names.nodeNs}: bridge ${names.bridge}, pods in ${POD_CIDR.base}.0/${POD_CIDR.prefixLength} and ${POD_CIDR6.prefix}/${POD_CIDR6.prefixLength}, services in ${SERVICE_CIDR.base}.0.0/${SERVICE_CIDR.prefixLength}`);
       await cluster.start(objects);
       return cluster;
     } catch (err) {
@@ -157,7 +157,7 @@ export class Cluster {
         const ip = podIp(pod.index);
         const t0 = Date.now();
         await pod.start(ip, hosts(pod, ip));
-        this.log(`pod ${pod.namespace}/${pod.name} ready at ${ip} (${Date.now() - t0} ms; containers: ${[...pod.containers.keys()].join(", ")})`);
+        this.log(`pod ${pod.namespace}/${pod.name} ready at ${ip} and ${pod.ip6} (${Date.now() - t0} ms; containers: ${[...pod.containers.keys()].join(", ")})`);
       }),
     );
     await this.syncServices();

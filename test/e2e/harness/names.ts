@@ -7,6 +7,11 @@ import * as path from "node:path";
 export const PREFIX = "e2e";
 /** Pod IPs: a range that only ever exists inside namespaces a run creates. */
 export const POD_CIDR = { base: "10.234.0", gateway: "10.234.0.1", prefixLength: 24 } as const;
+/**
+ * Pods' IPv6 addresses (dual stack): a ULA prefix that likewise only exists inside the run's
+ * namespaces. A pod's address ends in the last octet of its IPv4 address (…::10 for .10).
+ */
+export const POD_CIDR6 = { prefix: "fd00:e2e:234::", gateway: "fd00:e2e:234::1", prefixLength: 64 } as const;
 /** Service ClusterIPs (<base>.x.y): likewise private to the run's namespaces. */
 export const SERVICE_CIDR = { base: "10.233", prefixLength: 16 } as const;
 

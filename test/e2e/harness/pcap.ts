@@ -10,6 +10,7 @@ export interface Segment {
 }
 
 const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
 const ETHERTYPE_VLAN = 0x8100;
 const LINKTYPE_ETHERNET = 1;
 const LINKTYPE_LINUX_SLL = 113;
@@ -30,7 +31,8 @@ export function readSegments(file: Buffer): Segment[] {
     off += 16 + capLen;
     const ipOffset = linkHeaderLength(frame, linkType);
     if (ipOffset === undefined) continue;
-    const segment = parseIpv4Tcp(frame.subarray(ipOffset));
+    const packet = frame.subarray(ipOffset);
+    const segment = packet[0] >> 4 === 6 ? parseIpv6Tcp(packet) : parseIpv4Tcp(packet);
     if (segment) segments.push(segment);
   }
   return segments;
@@ -45,10 +47,10 @@ function linkHeaderLength(frame: Buffer, linkType: number): number | undefined {
       type = frame.readUInt16BE(16);
       len = 18;
     }
-    return type === ETHERTYPE_IPV4 ? len : undefined;
+    return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? len : undefined;
   }
   if (linkType === LINKTYPE_LINUX_SLL) {
-    return frame.length >= 16 && frame.readUInt16BE(14) === ETHERTYPE_IPV4 ? 16 : undefined;
+    return frame.length >= 16 && [ETHERTYPE_IPV4, ETHERTYPE_IPV6].includes(frame.readUInt16BE(14)) ? 16 : undefined;
   }
   return undefined;
 }
@@ -67,6 +69,30 @@ function parseIpv4Tcp(ip: Buffer): Segment | undefined {
     seq: tcp.readUInt32BE(4),
     payload: tcp.subarray(dataOffset),
   };
+}
+
+/**
+ * TCP right after the fixed IPv6 header (no extension headers: the pods never send any).
+ * Addresses are written `[compressed]:port`, the form wire.ts matches a pod's IPv6 address in.
+ */
+function parseIpv6Tcp(ip: Buffer): Segment | undefined {
+  if (ip.length < 40 || ip[6] !== 6) return undefined;
+  const tcp = ip.subarray(40, 40 + ip.readUInt16BE(4));
+  if (tcp.length < 20) return undefined;
+  const addr = (o: number) => ipv6Text(ip.subarray(o, o + 16));
+  return {
+    src: `[${addr(8)}]:${tcp.readUInt16BE(0)}`,
+    dst: `[${addr(24)}]:${tcp.readUInt16BE(2)}`,
+    seq: tcp.readUInt32BE(4),
+    payload: tcp.subarray((tcp[12] >> 4) * 4),
+  };
+}
+
+/** RFC 5952 text (what Node prints), by way of the URL parser's canonical IPv6 host. */
+export function ipv6Text(bytes: Buffer): string {
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
 }
 
 export interface Stream {

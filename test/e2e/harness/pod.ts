@@ -124,6 +124,12 @@ export class Pod {
     return this.network.ip;
   }
 
+  /** The pod's IPv6 address (the harness's pods are dual-stack). */
+  get ip6(): string {
+    if (!this.network) throw new PodError(`pod ${this.namespace}/${this.name} has no network yet`);
+    return this.network.ip6;
+  }
+
   get ns(): string {
     return this.ctx.names.podNs(this.id);
   }

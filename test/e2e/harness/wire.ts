@@ -1,6 +1,6 @@
 // What a packet capture says about one client's traffic: TLS 1.3 only, or application bytes in
 // clear. Pure, over the streams pcap.ts reassembled.
-import { POD_CIDR } from "./names";
+import { POD_CIDR, POD_CIDR6 } from "./names";
 import { countPlaintext, Stream, tlsView } from "./pcap";
 
 export type WireVerdict = "TLS 1.3" | "TLS (pooled conn.)" | "plaintext" | "no bytes" | "unrecognised";
@@ -19,15 +19,15 @@ export interface WireReport {
 }
 
 /**
- * Streams between `ip` and other pods or Services (each connection appears twice on the bridge:
- * before and after DNAT). The node's own traffic — kubelet probes, metrics scrapes on the proxy's
- * plaintext admin port — is not pod traffic and is left out.
+ * Streams between `ip` (IPv4, or IPv6 as pcap.ts writes it: `[addr]`) and other pods or Services
+ * (each connection appears twice on the bridge: before and after DNAT). The node's own traffic —
+ * kubelet probes, metrics scrapes on the proxy's plaintext admin port — is not pod traffic and is
+ * left out.
  */
 export function streamsOf(streams: Stream[], ip: string): Stream[] {
-  const node = `${POD_CIDR.gateway}:`;
-  return streams.filter(
-    (s) => s.bytes.length > 0 && (s.key.startsWith(`${ip}:`) || s.key.includes(` -> ${ip}:`)) && !s.key.startsWith(node) && !s.key.includes(` -> ${node}`),
-  );
+  const nodes = [`${POD_CIDR.gateway}:`, `[${POD_CIDR6.gateway}]:`];
+  const fromNode = (key: string) => nodes.some((node) => key.startsWith(node) || key.includes(` -> ${node}`));
+  return streams.filter((s) => s.bytes.length > 0 && (s.key.startsWith(`${ip}:`) || s.key.includes(` -> ${ip}:`)) && !fromNode(s.key));
 }
 
 export function wireReport(streams: Stream[], clientIp: string, needles: string[]): WireReport {
