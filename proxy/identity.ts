@@ -2,7 +2,7 @@
 // kubernetes.io/tls Secret mounts them. Loaded into ONE SecureContext that every inbound accept,
 // outbound connect and tunnel session shares: building contexts per connection re-parses keys.
 // A reload builds a new context, so new connections get the new leaf and bundle. Sessions are
-// never resumed (no tickets), so nothing negotiated under an old bundle carries over.
+// never resumed (no usable tickets), so nothing negotiated under an old bundle carries over.
 import * as fs from "fs";
 import * as path from "path";
 import * as tls from "tls";
@@ -89,10 +89,12 @@ export function buildIdentity(pem: IdentityFiles, trustDomain: string, expectedI
       ciphers: TLS_CIPHERS,
       ecdhCurve: TLS_GROUPS,
       honorCipherOrder: true,
-      // No session tickets: nothing negotiated under an old bundle may be resumed (CVE-2022-21654
-      // class), it saves two messages per handshake, and the pooled transport makes resumption
-      // moot. (With tickets on, a resumption attempt hit a Node crash, now also guarded in
-      // handshake.ts.)
+      // No resumption: nothing negotiated under an old bundle may be resumed (CVE-2022-21654
+      // class), and the pooled transport makes it moot. (With stateless tickets on, a resumption
+      // attempt hit a Node crash, now also guarded in handshake.ts.) In TLS 1.3 this option only
+      // makes OpenSSL's tickets stateful: they name a session in a cache we never keep, so none
+      // can be used. Not sending them at all takes OpenSSL's NumTickets = 0, which Node does not
+      // expose: proxy/openssl.cnf, loaded by the image's ENTRYPOINT.
       secureOptions: constants.SSL_OP_NO_TICKET,
     });
   } catch (error) {

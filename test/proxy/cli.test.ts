@@ -6,26 +6,28 @@ import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
+import * as tls from "tls";
 import { stableStringify } from "../../proxy/config";
 import {
-  adminGet, Backend, CLIENT_ID, connect, exchange, identityFilesFor, removeTmpDirs, SERVER_ID, sleep, startBackend, testMesh,
+  adminGet, Backend, CLIENT_ID, collect, connect, exchange, freePort, identityFilesFor, removeTmpDirs, SERVER_ID, sleep, startBackend, testMesh,
   tmpDir, waitFor, workload,
 } from "./support";
 
 const CLI = path.resolve(__dirname, "../../proxy/cli.js");
+const REPO = path.resolve(__dirname, "../../..");
+
+/** `node <flags> cli.js` exactly as the image's ENTRYPOINT starts the proxy, with /app/ mapped to this checkout. */
+function imageEntrypoint(): string[] {
+  const dockerfile = fs.readFileSync(path.join(REPO, "proxy/Dockerfile"), "utf8");
+  const [node, ...args] = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]) as string[];
+  assert.equal(node, "node");
+  const local = args.map((arg) => arg.replace("/app/", `${REPO}/`));
+  assert.equal(local.at(-1), CLI);
+  return local;
+}
 
 function run(args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 20_000 });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function writeIdentityDir(dir: string, files: Record<string, string>): string {
@@ -133,7 +135,7 @@ describe("proxy/cli", function () {
         }),
       );
       const start = (name: "server" | "client") => {
-        const child = spawn(process.execPath, [CLI, "run", "--config", path.join(dir, `${name}.json`)], { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, [...imageEntrypoint(), "run", "--config", path.join(dir, `${name}.json`)], { stdio: ["ignore", "pipe", "pipe"] });
         child.stdout!.on("data", (c: Buffer) => (output[name] += c.toString()));
         child.stderr!.on("data", (c: Buffer) => (output[name] += c.toString()));
         children.push(child);
@@ -153,6 +155,17 @@ describe("proxy/cli", function () {
     it("forwards through the pair and logs JSON lines", async function () {
       assert.equal((await exchange(ports.client, "through the binaries")).toString(), "through the binaries");
       for (const line of output.server.trim().split("\n")) JSON.parse(line);
+    });
+
+    it("sends no TLS 1.3 session ticket: the client sees the handshake and the echo, and zero NewSessionTickets", async function () {
+      const mesh = await testMesh();
+      const web = await mesh.leaf("shop", "web");
+      const socket = tls.connect({ host: "127.0.0.1", port: ports.server, cert: web.chainPem, key: web.keyPem, ca: mesh.bundlePem, checkServerIdentity: () => undefined });
+      let tickets = 0;
+      socket.on("session", () => tickets++);
+      const echoed = await collect(socket as unknown as net.Socket, "ticket?");
+      assert.equal(echoed.toString(), "ticket?");
+      assert.equal(tickets, 0, "NewSessionTicket messages received");
     });
 
     it("idles at a modest RSS", async function () {
