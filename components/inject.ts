@@ -67,11 +67,37 @@ export interface InjectOptions {
   excludeOutboundPorts?: number[];
   excludeOutboundCidrs?: string[];
   excludeInboundPorts?: number[];
-  /** Resources of the proxy sidecar. */
+  /** Resources of the proxy sidecar; absent: DEFAULT_PROXY_RESOURCES. */
   proxyResources?: k8s.types.input.core.v1.ResourceRequirements;
+  /** Resources of the mesh-init container; absent: DEFAULT_INIT_RESOURCES. */
+  initResources?: k8s.types.input.core.v1.ResourceRequirements;
   /** `mesh-proxy run --transport`; absent: the proxy's default (h2). */
   proxyTransport?: Transport;
 }
+
+/**
+ * The sidecar's requests when the mesh sets none. Without requests a namespace with a
+ * ResourceQuota on requests refuses the pod, and an HPA on CPU cannot compute utilisation.
+ * memory: an idle proxy (Node + its modules + config) has ~70 MB resident; 96Mi leaves room for
+ * connection buffers and TLS state at moderate load. cpu: idle is ~1m; 50m reserves a slice for
+ * the TLS and copy work under traffic without inflating the pod's share of the node.
+ * No limits: a memory limit would OOM-kill the data plane at a traffic peak (every connection
+ * through the pod drops) and a CPU limit throttles it into latency; set `proxyResources` where a
+ * quota on limits needs them.
+ */
+export const DEFAULT_PROXY_RESOURCES = { requests: { cpu: "50m", memory: "96Mi" } } as const;
+
+/**
+ * mesh-init's resources when the mesh sets none: a run of `mesh-proxy init` peaks at ~70 MB
+ * resident and ~0.5 CPU-seconds (Node start, then 30-odd iptables/ip6tables calls). Requests and
+ * limits both, so quotas on either accept it. The request never grows the pod's: Kubernetes
+ * counts the largest init container's request against the sidecar's plus the app's, and the
+ * sidecar alone asks for more. The CPU limit only stretches that half-second.
+ */
+export const DEFAULT_INIT_RESOURCES = {
+  requests: { cpu: "10m", memory: "64Mi" },
+  limits: { cpu: "500m", memory: "128Mi" },
+} as const;
 
 export interface InjectResult {
   podSpec: PodSpecLike;
@@ -134,6 +160,7 @@ export function initContainer(options: InjectOptions): k8s.types.input.core.v1.C
       allowPrivilegeEscalation: false,
       capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
     },
+    resources: options.initResources ?? DEFAULT_INIT_RESOURCES,
   };
 }
 
@@ -165,7 +192,7 @@ export function sidecarContainer(options: InjectOptions): k8s.types.input.core.v
       { name: IDENTITY_VOLUME, mountPath: MOUNT_PATHS.identity, readOnly: true },
       { name: CONFIG_VOLUME, mountPath: MOUNT_PATHS.config, readOnly: true },
     ],
-    ...(options.proxyResources ? { resources: options.proxyResources } : {}),
+    resources: options.proxyResources ?? DEFAULT_PROXY_RESOURCES,
   };
 }
 
