@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as net from "net";
 import * as path from "path";
+import * as tls from "tls";
 import { createHash } from "crypto";
 import { createAdminServer } from "./admin";
 import { ConfigError } from "./config";
@@ -18,6 +19,7 @@ import { TunnelPool } from "./pool";
 import { originalDestination } from "./redirect/origdst";
 import { readReloadable, Settings } from "./settings";
 import { OriginalDestinationLookup, ProxyContext } from "./state";
+import { ticketsPerHandshake } from "./tickets";
 import { watchPaths, Watcher } from "./watch";
 import { FILE_NAMES } from "./wellknown";
 
@@ -95,6 +97,18 @@ function hashFiles(files: string[]): string {
   return hash.digest("hex");
 }
 
+/** The README promises no session tickets; only proxy/openssl.cnf keeps that promise (tickets.ts). */
+function warnIfTickets(context: tls.SecureContext, log: Logger): void {
+  ticketsPerHandshake(context).then(
+    (perHandshake) => {
+      if (perHandshake > 0) {
+        log.warn("TLS session tickets are on", { perHandshake, fix: "start node with --openssl-config=<mesh-proxy>/proxy/openssl.cnf, as the image does" });
+      }
+    },
+    (error) => log.warn("cannot count TLS session tickets", { error: (error as Error).message }),
+  );
+}
+
 export async function startProxy(settings: Settings, options: ProxyOptions = {}): Promise<RunningProxy> {
   const log = options.log ?? new Logger();
   const metrics = new Metrics();
@@ -132,6 +146,7 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
       ctx.connections.drainStale(identity.fingerprint);
       metrics.reloads.inc({ kind: "identity", outcome: "applied" });
       log.info(first ? "identity loaded" : "identity reloaded", { spiffeId: identity.spiffeId, notAfter: identity.notAfter.toISOString() });
+      if (first) warnIfTickets(identity.context, log);
     } catch (error) {
       if (!(error instanceof IdentityError)) throw error;
       identityKey = key; // Do not retry the same broken files on every poll; a change retries.

@@ -8,6 +8,7 @@ import * as net from "net";
 import * as path from "path";
 import * as tls from "tls";
 import { stableStringify } from "../../proxy/config";
+import { ticketsPerHandshake } from "../../proxy/tickets";
 import { createTestMesh, TestMesh } from "../support/pki";
 import {
   adminGet, Backend, connect, freePort, identityFilesFor, kubeletWrite, rawAttempt, removeTmpDirs, SERVER_ID,
@@ -92,6 +93,15 @@ describe("proxy/reload", function () {
     await waitFor(() => server.logs.some((l) => l.msg === "identity reloaded"), 5000, "bundle reload");
     assert.equal((await attempt(first.session)).reused, false, "a session from before the bundle change is not honoured");
     assert.equal((await tlsAttempt(port, clientCreds, "fresh")).received.toString(), "fresh");
+  });
+
+  it("logs a warning when this process's OpenSSL sends session tickets (node started without proxy/openssl.cnf)", async function () {
+    const server = await startTestProxy({ leaf: await mesh.leaf("shop", "api"), bundlePem: mesh.bundlePem, workload: workload(SERVER_ID) });
+    const perHandshake = await ticketsPerHandshake(server.proxy.ctx.identity!.context);
+    await sleep(50);
+    const warning = server.logs.find((l) => l.msg === "TLS session tickets are on");
+    if (perHandshake === 0) assert.equal(warning, undefined);
+    else assert.equal(warning?.perHandshake, perHandshake);
   });
 
   it("rejects a corrupt new file and keeps serving the old identity", async function () {
