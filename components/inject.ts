@@ -1,7 +1,7 @@
 // Sidecar injection as a pure function: pod spec in, pod spec out (kubernetesx's PodBuilder
 // shape). It renders the pod contract of proxy/wellknown.ts: the redirect init container, the
-// proxy as a native sidecar, the identity and config volumes, and kubelet HTTP probes rewritten
-// to the proxy's admin port. Mode and policy are NOT in here: they reach the proxy as config, so
+// proxy as a native sidecar, the identity and config volumes, and kubelet probes (httpGet, grpc,
+// tcpSocket) rewritten to the proxy's admin port. Mode and policy are NOT in here: they reach the proxy as config, so
 // a mode flip or a policy edit never changes a pod template and never restarts a pod.
 import { FILE_NAMES, MOUNT_PATHS, PROBE_PATH_PREFIX, PROXY_PORTS, PROXY_UID, LABELS } from "../proxy/wellknown";
 import type { Input } from "@pulumi/pulumi";
@@ -36,6 +36,9 @@ export interface HttpGetLike {
 }
 export interface ProbeLike {
   httpGet?: HttpGetLike;
+  /** kubelet's gRPC health probe (grpc.health.v1.Health/Check); the port is a number in the API. */
+  grpc?: { port: number; service?: string; [key: string]: unknown };
+  tcpSocket?: { port: number | string; [key: string]: unknown };
   [key: string]: unknown;
 }
 export interface ContainerLike {
@@ -224,26 +227,53 @@ function resolveProbePort(container: ContainerLike, port: number | string): numb
 }
 
 /**
- * Rewrites one container's httpGet probes to the proxy's admin port. Other probe kinds (tcpSocket,
- * exec, grpc) are left alone: exec runs inside the pod, tcpSocket reaches the proxy's listener.
+ * What the proxy must run for one kubelet probe (workload.json `probes`), or undefined for an exec
+ * probe (it runs inside the container, the mesh is not in its way). Every network probe is taken
+ * over: the kubelet has no mesh certificate, so in strict mode it cannot reach a redirected port,
+ * and a tcpSocket probe that did reach one would only prove the proxy's listener is up.
+ */
+function proxiedProbe(container: ContainerLike, probe: ProbeLike, path: string): Probe | undefined {
+  if (probe.httpGet) {
+    const { path: targetPath, port, scheme } = probe.httpGet;
+    const headers = (probe.httpGet.httpHeaders ?? []) as { name: string; value: string }[];
+    return {
+      path,
+      port: resolveProbePort(container, port),
+      targetPath: targetPath ?? "/",
+      scheme: scheme === "HTTPS" ? "HTTPS" : "HTTP",
+      ...(headers.length ? { headers: headers.map(({ name, value }) => ({ name, value })) } : {}),
+    };
+  }
+  if (probe.grpc) {
+    const { port, service } = probe.grpc;
+    if (typeof port !== "number") {
+      throw new InjectionError(`container "${container.name}": grpc probe port ${JSON.stringify(port)} is not a number (the Kubernetes API allows no named port here)`);
+    }
+    return { kind: "grpc", path, port, ...(service ? { service } : {}) };
+  }
+  if (probe.tcpSocket) return { kind: "tcpSocket", path, port: resolveProbePort(container, probe.tcpSocket.port) };
+  return undefined;
+}
+
+/**
+ * Rewrites one container's httpGet, grpc and tcpSocket probes into httpGet probes of the proxy's
+ * admin port; timing fields (period, thresholds, timeout) stay as they were. exec probes are left
+ * alone.
  */
 export function rewriteProbes(container: ContainerLike): { container: ContainerLike; probes: Probe[] } {
   const probes: Probe[] = [];
   const out: ContainerLike = { ...container };
   for (const [field, kind] of PROBE_KINDS) {
     const probe = container[field];
-    if (!probe?.httpGet) continue;
-    const { path: targetPath, port, scheme, host: _host, ...rest } = probe.httpGet;
+    if (!probe) continue;
     const path = probePath(container.name, kind);
-    const headers = (rest.httpHeaders ?? []) as { name: string; value: string }[];
-    probes.push({
-      path,
-      port: resolveProbePort(container, port),
-      targetPath: targetPath ?? "/",
-      scheme: scheme === "HTTPS" ? "HTTPS" : "HTTP",
-      ...(headers.length ? { headers: headers.map(({ name, value }) => ({ name, value })) } : {}),
-    });
-    out[field] = { ...probe, httpGet: { ...rest, path, port: PROXY_PORTS.admin, scheme: "HTTP" } };
+    const proxied = proxiedProbe(container, probe, path);
+    if (!proxied) continue;
+    probes.push(proxied);
+    const { httpGet, grpc: _grpc, tcpSocket: _tcpSocket, ...timing } = probe;
+    // An httpGet keeps its other fields (httpHeaders: kubelet still sends them, the proxy ignores them).
+    const { path: _path, port: _port, scheme: _scheme, host: _host, ...httpRest } = httpGet ?? ({} as Partial<HttpGetLike>);
+    out[field] = { ...timing, httpGet: { ...httpRest, path, port: PROXY_PORTS.admin, scheme: "HTTP" } };
   }
   return { container: out, probes };
 }

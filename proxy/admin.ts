@@ -1,10 +1,13 @@
 // The admin port (15021, never redirected): liveness, readiness, Prometheus metrics, and the
 // kubelet's rewritten app probes. In strict mode the kubelet cannot reach the app's own probe
-// port through the proxy (it has no mesh certificate), so its httpGet probes are rewritten to
-// /app-health/<container>/<probe> here, and we call the app on localhost for it.
+// port through the proxy (it has no mesh certificate), so its httpGet, grpc and tcpSocket probes
+// are rewritten to /app-health/<container>/<probe> here, and we run the real probe against the
+// app on localhost: the same HTTP request, gRPC health check or TCP connect.
 import * as http from "http";
 import * as https from "https";
-import { Probe } from "./config";
+import * as net from "net";
+import { checkGrpcHealth } from "./admin-grpc";
+import { HttpProbe } from "./config";
 import { ProxyContext } from "./state";
 import { PROBE_PATH_PREFIX, PROXY_PORTS } from "./wellknown";
 
@@ -34,6 +37,8 @@ export function createAdminServer(ctx: ProxyContext, state: AdminState): http.Se
     if (path.startsWith(PROBE_PATH_PREFIX + "/")) {
       const probe = ctx.config.workload.probes.find((p) => p.path === path);
       if (!probe) return reply(res, 404, "no such probe\n");
+      if (probe.kind === "grpc") return grpcProbe(probe.port, probe.service ?? "", res);
+      if (probe.kind === "tcpSocket") return tcpProbe(probe.port, res);
       return forwardProbe(probe, probeHeaders(req.headers, probe), res);
     }
     reply(res, 404, "not found\n");
@@ -51,7 +56,7 @@ function reply(res: http.ServerResponse, status: number, body: string, contentTy
  * should be able to hand the app an Authorization header from 127.0.0.1), and kubelet's default
  * Host (<pod IP>:<admin port>) turned into <pod IP>:<app port>, what the app would have seen.
  */
-export function probeHeaders(incoming: http.IncomingHttpHeaders, probe: Pick<Probe, "port" | "headers">): http.OutgoingHttpHeaders {
+export function probeHeaders(incoming: http.IncomingHttpHeaders, probe: Pick<HttpProbe, "port" | "headers">): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   for (const name of ["user-agent", "accept"]) if (incoming[name] !== undefined) out[name] = incoming[name];
   const host = incoming.host;
@@ -61,7 +66,7 @@ export function probeHeaders(incoming: http.IncomingHttpHeaders, probe: Pick<Pro
 }
 
 /** Calls the app's real probe on localhost and answers with its status (the kubelet only looks at that). */
-function forwardProbe(probe: Probe, headers: http.OutgoingHttpHeaders, res: http.ServerResponse): void {
+function forwardProbe(probe: HttpProbe, headers: http.OutgoingHttpHeaders, res: http.ServerResponse): void {
   const client = probe.scheme === "HTTPS" ? https : http;
   const request = client.get(
     {
@@ -82,4 +87,22 @@ function forwardProbe(probe: Probe, headers: http.OutgoingHttpHeaders, res: http
   request.once("error", (error) => {
     if (!res.headersSent) reply(res, 503, `app probe failed: ${error.message}\n`);
   });
+}
+
+/** kubelet's gRPC probe, on localhost: 200 when the app answers SERVING, 503 with the reason otherwise. */
+function grpcProbe(port: number, service: string, res: http.ServerResponse): void {
+  checkGrpcHealth({ authority: `http://127.0.0.1:${port}`, service, timeoutMs: PROBE_TIMEOUT_MS }).then((result) =>
+    reply(res, result.serving ? 200 : 503, `app health check: ${result.detail}\n`),
+  );
+}
+
+/** kubelet's TCP probe, on localhost: healthy when the app's port accepts a connection. */
+function tcpProbe(port: number, res: http.ServerResponse): void {
+  const socket = net.connect({ host: "127.0.0.1", port, timeout: PROBE_TIMEOUT_MS });
+  socket.once("connect", () => {
+    socket.destroy();
+    reply(res, 200, `app port ${port} accepted a connection\n`);
+  });
+  socket.once("timeout", () => socket.destroy(new Error("connect timed out")));
+  socket.once("error", (error) => reply(res, 503, `app port ${port}: ${error.message}\n`));
 }

@@ -62,16 +62,31 @@ export const LimitsSchema = z.strictObject({
   drainTimeoutMs: z.number().int().min(0).default(25_000),
 });
 
-export const ProbeSchema = z.strictObject({
+/**
+ * One rewritten kubelet probe: kubelet now GETs `path` on the admin port and the proxy runs the
+ * app's real probe on localhost `port`. `kind` is the original probe kind (absent = httpGet, the
+ * form written before grpc and tcpSocket probes were rewritten too).
+ */
+const ProbeTarget = {
   /** Path on the admin port that kubelet now calls: /app-health/<container>/<probe>. */
   path: z.string().startsWith("/"),
   /** Where the app really serves the probe (on localhost). */
   port: Port,
-  targetPath: z.string().startsWith("/"),
-  scheme: z.enum(["HTTP", "HTTPS"]).default("HTTP"),
-  /** The probe's httpHeaders: the only caller-independent headers the app gets. */
-  headers: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).optional(),
-});
+};
+export const ProbeSchema = z.union([
+  z.strictObject({
+    ...ProbeTarget,
+    kind: z.literal("httpGet").optional(),
+    targetPath: z.string().startsWith("/"),
+    scheme: z.enum(["HTTP", "HTTPS"]).default("HTTP"),
+    /** The probe's httpHeaders: the only caller-independent headers the app gets. */
+    headers: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).optional(),
+  }),
+  /** grpc.health.v1.Health/Check over h2c; `service` is the probe's `grpc.service` (absent = ""). */
+  z.strictObject({ ...ProbeTarget, kind: z.literal("grpc"), service: z.string().optional() }),
+  /** A TCP connect. */
+  z.strictObject({ ...ProbeTarget, kind: z.literal("tcpSocket") }),
+]);
 
 export const WorkloadConfigSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION),
@@ -116,6 +131,7 @@ export type PortMode = z.infer<typeof PortModeSchema>;
 export type AuthorizationRule = z.infer<typeof AuthorizationRuleSchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type Probe = z.infer<typeof ProbeSchema>;
+export type HttpProbe = Extract<Probe, { targetPath: string }>;
 export type WorkloadConfig = z.infer<typeof WorkloadConfigSchema>;
 /** What the components write; defaults may be omitted. */
 export type WorkloadConfigInput = z.input<typeof WorkloadConfigSchema>;

@@ -3,6 +3,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
+import { Duplex } from "node:stream";
 import type { CodeRoots } from "./code";
 import { HOST_CODE, REPO_ROOT } from "./images";
 import { Identity, Started, startInNamespace } from "./process";
@@ -73,6 +74,33 @@ export async function dialThrough(socketPath: string, host: string, port: number
     socket.once("end", onEnd);
     socket.once("error", (err: NodeJS.ErrnoException) => fail(err.code ?? "EIO"));
   });
+}
+
+/**
+ * A dialed socket as a plain Duplex, for http2 (the kubelet's gRPC probe): http2 takes a
+ * net.Socket's handle over directly and would never see bytes dialThrough already read and
+ * unshifted (a server's first SETTINGS can arrive with the agent's "OK"); through stream events
+ * it sees them all.
+ */
+export function asDuplex(socket: net.Socket): Duplex {
+  const duplex = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk, _encoding, done) => void socket.write(chunk, done),
+    final: (done) => {
+      socket.end();
+      done();
+    },
+    destroy: (error, done) => {
+      socket.destroy();
+      done(error);
+    },
+  });
+  socket.on("data", (chunk: Buffer) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.once("end", () => duplex.push(null));
+  socket.once("error", (error) => duplex.destroy(error));
+  return duplex;
 }
 
 export interface HttpResult {

@@ -13,7 +13,7 @@ export interface ImageRun {
   /** The image's USER, used when the pod spec sets no runAsUser/runAsGroup. */
   defaultUid: number;
   defaultGid: number;
-  kind: "proxy" | "http-echo" | "curl";
+  kind: "proxy" | "http-echo" | "curl" | "agnhost";
 }
 
 export interface ContainerLike {
@@ -25,7 +25,7 @@ export interface ContainerLike {
 
 export class UnknownImageError extends Error {
   constructor(readonly image: string, readonly container: string) {
-    super(`container "${container}": image ${image} is not one the e2e harness can run (known: the mesh proxy image, hashicorp/http-echo, curlimages/curl)`);
+    super(`container "${container}": image ${image} is not one the e2e harness can run (known: the mesh proxy image, hashicorp/http-echo, curlimages/curl, registry.k8s.io/e2e-test-images/agnhost)`);
   }
 }
 
@@ -57,6 +57,12 @@ export function resolveImage(
     case "docker.io/hashicorp/http-echo":
       if (container.command) throw new Error(`container "${container.name}": http-echo is run through its entrypoint; command is not supported`);
       return { kind: "http-echo", argv: [node, path.join(DIST, "test", "e2e", "images", "http-echo.js"), ...(container.args ?? [])], defaultUid: 65532, defaultGid: 65532 };
+    case "registry.k8s.io/e2e-test-images/agnhost": {
+      // ENTRYPOINT ["/agnhost"], no USER (root); the subcommand comes first in command or args.
+      const argv = [...(container.command ?? ["/agnhost"]), ...(container.args ?? [])];
+      if (path.basename(argv[0]) !== "agnhost") throw new Error(`container "${container.name}": command ${JSON.stringify(container.command)} is not agnhost's entrypoint`);
+      return { kind: "agnhost", argv: [node, path.join(DIST, "test", "e2e", "images", "agnhost.js"), ...argv.slice(1)], defaultUid: 0, defaultGid: 0 };
+    }
     case "curlimages/curl":
     case "docker.io/curlimages/curl": {
       // ENTRYPOINT ["/entrypoint.sh"] which runs curl with the args; USER curl_user (100:101).

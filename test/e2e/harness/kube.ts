@@ -15,7 +15,7 @@ export interface Probe {
   httpGet?: HttpGet;
   tcpSocket?: { port: number | string };
   exec?: unknown;
-  grpc?: unknown;
+  grpc?: { port: number; service?: string };
   initialDelaySeconds?: number;
   periodSeconds?: number;
   timeoutSeconds?: number;

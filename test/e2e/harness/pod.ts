@@ -1,11 +1,13 @@
 // One pod replica, run the way kubelet runs it: network namespace and hosts file, volumes in
 // the `..data` layout, init containers in order (native sidecars — restartPolicy Always — are
 // started and must pass their startup probe before the next container starts), then the app
-// containers; readiness from the pod's own probes, executed from the node namespace.
+// containers; readiness from the pod's own probes (httpGet, tcpSocket, grpc), executed from the
+// node namespace.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Dialer, httpGet, startDialer } from "./dialer";
+import { checkGrpcHealth } from "../../../proxy/admin-grpc";
+import { asDuplex, Dialer, httpGet, startDialer } from "./dialer";
 import type { CodeRoots } from "./code";
 import { ImageRun, resolveImage, rewritePaths } from "./images";
 import { Container, KeyToPath, KubeObject, objectData, PodSpec, Probe, Volume } from "./kube";
@@ -337,6 +339,12 @@ export class Pod {
           timeoutMs,
         });
         return { ok: res.status >= 200 && res.status < 400, detail: `HTTP ${res.status}` };
+      }
+      if (probe.grpc) {
+        // kubelet's gRPC probe: Health/Check over h2c to the pod IP, healthy only when SERVING.
+        const socket = await this.ctx.node.dial(this.ip, probe.grpc.port);
+        const result = await checkGrpcHealth({ authority: `http://${this.ip}:${probe.grpc.port}`, service: probe.grpc.service ?? "", timeoutMs, connection: asDuplex(socket) });
+        return { ok: result.serving, detail: `gRPC ${result.detail}` };
       }
       if (probe.tcpSocket) {
         (await this.ctx.node.dial(this.ip, port(probe.tcpSocket.port))).destroy();
