@@ -4,8 +4,9 @@
 //   secure naming; a wrong ID aborts before any application byte is written).
 import * as net from "net";
 import * as tls from "tls";
+import { alertCloser, TlsAlert } from "./alert";
 import { Identity, MESH_ALPN } from "./identity";
-import { checkPeerCertificate } from "./verify";
+import { checkPeerCertificate, PeerRefusal } from "./verify";
 
 export class Refusal extends Error {
   constructor(
@@ -21,6 +22,8 @@ export interface AcceptedMtls {
   peer: string;
   /** "h2" when the client asked for the tunnel, else one connection per stream ("tcp"). */
   transport: "h2" | "tcp";
+  /** Refuses the authenticated peer after all (authorization): access_denied alert, then close. */
+  deny(): void;
 }
 
 /** OpenSSL verify codes (peer chain) → refusal reasons. */
@@ -28,6 +31,23 @@ function verifyReason(code: string): string {
   if (code === "CERT_HAS_EXPIRED") return "certificate_expired";
   if (code === "CERT_NOT_YET_VALID") return "certificate_not_yet_valid";
   return "untrusted_certificate";
+}
+
+/** OpenSSL verify codes → the alert OpenSSL itself would send for them (ssl_x509err2alert). */
+function verifyAlert(code: string): TlsAlert {
+  if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") return "certificate_expired";
+  if (/^(UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE)$/.test(code)) {
+    return "unknown_ca";
+  }
+  if (code === "INVALID_PURPOSE") return "unsupported_certificate";
+  return "bad_certificate";
+}
+
+/** Our SVID checks → alerts (RFC 8446 §6.2). */
+function svidAlert(reason: PeerRefusal): TlsAlert {
+  if (reason === "unparsable_certificate") return "bad_certificate"; // "corrupt"
+  if (reason === "missing_eku") return "unsupported_certificate"; // as OpenSSL for a wrong purpose
+  return "certificate_unknown"; // chains to our CA, but is no SVID of our trust domain for a client
 }
 
 /** Handshake errors → refusal reasons (the OpenSSL code stays in the log detail). */
@@ -66,15 +86,20 @@ export function acceptMtls(raw: net.Socket, identity: Identity, trustDomain: str
       rejectUnauthorized: true,
       ALPNProtocols: [MESH_ALPN.h2, MESH_ALPN.tcp],
     });
+    // A peer refused after the handshake (chain, SVID, authorization) learns why from an alert.
+    const closeWithAlert = alertCloser(raw, socket, identity.context);
     let settled = false;
-    const refuse = (reason: string, detail: string) => {
+    const refuse = (reason: string, detail: string, alert?: TlsAlert) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
-      // Not synchronously: this can run inside OpenSSL's callback for a handshake error, and
-      // freeing the TCP handle under it crashed Node (seen with a resumption attempt).
-      setImmediate(() => raw.destroy());
+      if (alert) void closeWithAlert(alert);
+      else {
+        socket.destroy();
+        // Not synchronously: this can run inside OpenSSL's callback for a handshake error, and
+        // freeing the TCP handle under it crashed Node (seen with a resumption attempt).
+        setImmediate(() => raw.destroy());
+      }
       reject(new Refusal(reason, detail));
     };
     const timer = setTimeout(() => refuse("handshake_timeout", `no completed handshake after ${timeoutMs} ms`), timeoutMs);
@@ -83,11 +108,11 @@ export function acceptMtls(raw: net.Socket, identity: Identity, trustDomain: str
     socket.once("close", () => refuse("handshake_eof", "peer closed during the handshake"));
     socket.once("secure", () => {
       const verifyError = chainVerifyError(socket);
-      if (verifyError) return refuse(verifyReason(verifyError.code ?? ""), describe(verifyError));
+      if (verifyError) return refuse(verifyReason(verifyError.code ?? ""), describe(verifyError), verifyAlert(verifyError.code ?? ""));
       const cert = socket.getPeerX509Certificate();
       if (!cert) return refuse("no_client_certificate", "the client sent no certificate");
       const check = checkPeerCertificate(cert.raw, "client", trustDomain, cert.fingerprint256);
-      if (!check.ok) return refuse(check.reason, check.detail);
+      if (!check.ok) return refuse(check.reason, check.detail, svidAlert(check.reason));
       settled = true;
       clearTimeout(timer);
       // tls.Server clears this when it hands a socket over; we wrapped the socket ourselves, and
@@ -95,7 +120,12 @@ export function acceptMtls(raw: net.Socket, identity: Identity, trustDomain: str
       (socket as unknown as { secureConnecting: boolean }).secureConnecting = false;
       // The listeners above stay: after settling they do nothing, and an error between now and the
       // caller's own listener must not become an uncaught exception.
-      resolve({ socket, peer: check.id, transport: socket.alpnProtocol === MESH_ALPN.h2 ? "h2" : "tcp" });
+      resolve({
+        socket,
+        peer: check.id,
+        transport: socket.alpnProtocol === MESH_ALPN.h2 ? "h2" : "tcp",
+        deny: () => void closeWithAlert("access_denied"),
+      });
     });
   });
 }

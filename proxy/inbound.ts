@@ -82,7 +82,7 @@ async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Soc
     if (accepted.transport === "h2") {
       return serveTunnel(ctx, listener, accepted.socket, accepted.peer, port, peerFields);
     }
-    return admit(ctx, listener, accepted.socket, port, mode, accepted.peer, peerFields);
+    return admit(ctx, listener, accepted.socket, port, mode, accepted.peer, peerFields, accepted.deny);
   } catch (error) {
     if (!(error instanceof Refusal)) throw error;
     recordRefusal(ctx, "inbound", mode, error.reason, { ...fields, detail: error.message });
@@ -97,13 +97,15 @@ function admit(
   mode: Mode,
   peer: string | null,
   fields: Record<string, unknown>,
+  /** mTLS: refuse with an access_denied alert. Plaintext: just close. */
+  deny: () => void = () => client.destroy(),
 ): void {
   // Re-read the mode: a reload may have landed while we sniffed or handshook.
   const current = modeFor(listener, ctx.config, port);
   const decision = decide(current, { id: peer }, port, ctx.config.workload);
   if (!decision.allow) {
     recordRefusal(ctx, "inbound", current, decision.reason, fields);
-    return void client.destroy();
+    return deny();
   }
   forwardToApp(ctx, client, { port, mode: peer ? `${mode}-mtls` : mode, fields, tracked: { conforms: stillConforms(listener, port, peer) } });
 }

@@ -10,8 +10,9 @@ import * as tls from "tls";
 import { stableStringify } from "../../proxy/config";
 import {
   adminGet, Backend, CLIENT_ID, collect, connect, exchange, freePort, identityFilesFor, removeTmpDirs, SERVER_ID, sleep, startBackend, testMesh,
-  tmpDir, waitFor, workload,
+  tlsAttempt, tmpDir, waitFor, workload,
 } from "./support";
+import { Eku, KeyUsage } from "../support/pki";
 
 const CLI = path.resolve(__dirname, "../../proxy/cli.js");
 const REPO = path.resolve(__dirname, "../../..");
@@ -166,6 +167,17 @@ describe("proxy/cli", function () {
       const echoed = await collect(socket as unknown as net.Socket, "ticket?");
       assert.equal(echoed.toString(), "ticket?");
       assert.equal(tickets, 0, "NewSessionTicket messages received");
+      assert.doesNotMatch(output.server, /session tickets are on/);
+    });
+
+    it("refuses a certificate after the handshake with a TLS alert the client sees (here without tickets before it)", async function () {
+      const mesh = await testMesh();
+      const caLeaf = await mesh.leaf("shop", "web", { isCA: true, keyUsages: KeyUsage.digitalSignature, extKeyUsages: [Eku.clientAuth] });
+      const accepted = backend.accepted;
+      const result = await tlsAttempt(ports.server, { cert: caLeaf.chainPem, key: caLeaf.keyPem, ca: mesh.bundlePem });
+      assert.equal(result.error, "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN");
+      assert.equal(backend.accepted, accepted, "nothing reached the app");
+      await waitFor(() => output.server.includes('"reason":"leaf_is_ca"'), 5000, "the refusal log line");
     });
 
     it("idles at a modest RSS", async function () {

@@ -9,8 +9,13 @@ import { TRANSPORTS } from "../../proxy/config";
 import { createTestMesh, Eku, KeyUsage, TestMesh } from "../support/pki";
 import {
   Backend, CLIENT_ID, connect, exchange, rawAttempt, removeTmpDirs, SERVER_ID, sleep, startBackend,
-  startTestProxy, stopAllProxies, TD, TestProxy, testMesh, tlsAttempt, workload,
+  startTestProxy, stopAllProxies, TD, TestProxy, testMesh, tlsAttempt, TlsAttempt, workload,
 } from "./support";
+
+// The fatal alerts (RFC 8446 §6.2) a Node client reports for a certificate refused after the handshake.
+const UNKNOWN_CA = "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA";
+const EXPIRED = "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED";
+const CERTIFICATE_UNKNOWN = "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN";
 
 for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${transport})`, function () {
   let mesh: TestMesh;
@@ -82,12 +87,16 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
     assert.equal(await reply, "ping", "the long-lived good connection still echoes");
   }
 
-  /** Runs a bad input and asserts: refused with `reasons`, nothing reached the backend. */
-  async function assertRefused(attempt: () => Promise<unknown>, reasons: string[]): Promise<void> {
+  /**
+   * Runs a bad input and asserts: refused with `reasons`, nothing reached the backend; for a
+   * certificate refused after the handshake, the client saw the fatal TLS `alert` (Node's code).
+   */
+  async function assertRefused(attempt: () => Promise<unknown>, reasons: string[], alert?: string): Promise<void> {
     const accepted = backend.accepted;
     const bytes = backend.bytesReceived;
     const logged = server.refusals().length;
-    await attempt();
+    const result = await attempt();
+    if (alert) assert.equal((result as TlsAttempt).error, alert, "the TLS alert the client saw");
     await sleep(30);
     assert.equal(backend.accepted, accepted, "no upstream connection opened");
     assert.equal(backend.bytesReceived, bytes, "zero bytes reached the backend");
@@ -108,7 +117,7 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
       await assertRefused(() => rawAttempt(port.strict, Buffer.from("GET / HTTP/1.1\r\n\r\n")), ["plaintext_on_strict"]);
       const other = await createTestMesh(TD, "other");
       const stranger = await other.leaf("shop", "web");
-      await assertRefused(() => tlsAttempt(port.strict, { cert: stranger.chainPem, key: stranger.keyPem, ca: mesh.bundlePem }), ["untrusted_certificate"]);
+      await assertRefused(() => tlsAttempt(port.strict, { cert: stranger.chainPem, key: stranger.keyPem, ca: mesh.bundlePem }), ["untrusted_certificate"], UNKNOWN_CA);
     });
 
     it("permissive: meshed client yes, plaintext is unauthenticated (a policy needing an identity denies it, #2), other CA no", async function () {
@@ -117,7 +126,7 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
       await assertRefused(() => rawAttempt(port.permissive, Buffer.from("hello")), ["authorization_denied"]);
       const other = await createTestMesh(TD, "other");
       const stranger = await other.leaf("shop", "web");
-      await assertRefused(() => tlsAttempt(port.permissive, { cert: stranger.chainPem, key: stranger.keyPem, ca: mesh.bundlePem }), ["untrusted_certificate"]);
+      await assertRefused(() => tlsAttempt(port.permissive, { cert: stranger.chainPem, key: stranger.keyPem, ca: mesh.bundlePem }), ["untrusted_certificate"], UNKNOWN_CA);
     });
 
     it("disabled: meshed client (plaintext route) yes, plaintext yes, TLS passes through opaque (#3)", async function () {
@@ -148,7 +157,7 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
 
     it("a leaf from another trust domain under our CA (#8)", async function () {
       const c = await clientCert({ uris: ["spiffe://other.local/ns/shop/sa/web"] });
-      await assertRefused(() => tlsAttempt(port.strict, c), ["foreign_trust_domain"]);
+      await assertRefused(() => tlsAttempt(port.strict, c), ["foreign_trust_domain"], CERTIFICATE_UNKNOWN);
     });
 
     it("expired (#9) and not yet valid (#10)", async function () {
@@ -156,10 +165,12 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
       await assertRefused(
         async () => tlsAttempt(port.strict, await clientCert({ notBefore: new Date(now - 7200_000), notAfter: new Date(now - 3600_000) })),
         ["certificate_expired"],
+        EXPIRED,
       );
       await assertRefused(
         async () => tlsAttempt(port.strict, await clientCert({ notBefore: new Date(now + 3600_000), notAfter: new Date(now + 7200_000) })),
         ["certificate_not_yet_valid"],
+        EXPIRED,
       );
     });
 
@@ -171,32 +182,34 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
 
     it("wrong SPIFFE ID: authorization denies (#11)", async function () {
       const intruder = await mesh.leaf("shop", "intruder");
-      await assertRefused(() => tlsAttempt(port.strict, { cert: intruder.chainPem, key: intruder.keyPem, ca: mesh.bundlePem }), ["authorization_denied"]);
+      await assertRefused(() => tlsAttempt(port.strict, { cert: intruder.chainPem, key: intruder.keyPem, ca: mesh.bundlePem }), ["authorization_denied"], "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED");
     });
 
     it("two URI SANs (#13), no URI SAN (#14), a DNS SAN spelling a SPIFFE ID (#15)", async function () {
-      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [CLIENT_ID, `spiffe://${TD}/ns/shop/sa/api`] })), ["multiple_uri_sans"]);
-      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [] })), ["no_uri_san"]);
-      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [], dnsNames: [CLIENT_ID] })), ["no_uri_san"]);
+      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [CLIENT_ID, `spiffe://${TD}/ns/shop/sa/api`] })), ["multiple_uri_sans"], CERTIFICATE_UNKNOWN);
+      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [] })), ["no_uri_san"], CERTIFICATE_UNKNOWN);
+      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [], dnsNames: [CLIENT_ID] })), ["no_uri_san"], CERTIFICATE_UNKNOWN);
     });
 
     it("leaf with CA:TRUE (#16), with keyCertSign (#17), without clientAuth EKU (#18)", async function () {
       await assertRefused(
         async () => tlsAttempt(port.strict, await clientCert({ isCA: true, keyUsages: KeyUsage.digitalSignature, extKeyUsages: [Eku.clientAuth, Eku.serverAuth] })),
         ["leaf_is_ca"],
+        CERTIFICATE_UNKNOWN,
       );
       await assertRefused(
         async () => tlsAttempt(port.strict, await clientCert({ keyUsages: KeyUsage.digitalSignature | KeyUsage.keyCertSign })),
         ["leaf_can_sign_certificates"],
+        CERTIFICATE_UNKNOWN,
       );
-      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ extKeyUsages: [Eku.serverAuth] })), ["missing_eku", "untrusted_certificate"]);
+      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ extKeyUsages: [Eku.serverAuth] })), ["missing_eku", "untrusted_certificate"], "ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE");
     });
 
     it("malformed SPIFFE IDs (#19) and control bytes in the SAN (#20)", async function () {
       for (const uri of [`spiffe://CLUSTER.local/ns/shop/sa/web`, `spiffe://${TD}/ns/shop/sa/%2e%2e`, `spiffe://${TD}/ns//sa/web`, `spiffe://${TD}:443/ns/shop/sa/web`]) {
-        await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [uri] })), ["invalid_spiffe_id"]);
+        await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [uri] })), ["invalid_spiffe_id"], CERTIFICATE_UNKNOWN);
       }
-      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [`spiffe://${TD}/ns/shop/sa/web\u0000.evil`] })), ["control_bytes_in_san"]);
+      await assertRefused(async () => tlsAttempt(port.strict, await clientCert({ uris: [`spiffe://${TD}/ns/shop/sa/web\u0000.evil`] })), ["control_bytes_in_san"], CERTIFICATE_UNKNOWN);
     });
 
     it("TLS 1.2 and lower offered (#25)", async function () {
@@ -240,9 +253,16 @@ for (const transport of TRANSPORTS) describe(`proxy/modes (client transport ${tr
       assert.ok(took >= 1400 && took < 4000, `closed after ${took} ms`);
     });
 
+    it("sends the alert under every TLS 1.3 suite a client may choose", async function () {
+      const c = await clientCert({ isCA: true, keyUsages: KeyUsage.digitalSignature, extKeyUsages: [Eku.clientAuth] });
+      for (const suite of ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]) {
+        await assertRefused(() => tlsAttempt(port.strict, { ...c, ciphers: suite }), ["leaf_is_ca"], CERTIFICATE_UNKNOWN);
+      }
+    });
+
     it("SNI never grants identity (#27): a bad certificate with the server's name as SNI is refused", async function () {
       const c = await clientCert({ uris: [] });
-      await assertRefused(() => tlsAttempt(port.strict, { ...c, servername: "api.shop.svc.cluster.local" }), ["no_uri_san"]);
+      await assertRefused(() => tlsAttempt(port.strict, { ...c, servername: "api.shop.svc.cluster.local" }), ["no_uri_san"], CERTIFICATE_UNKNOWN);
     });
   });
 

@@ -4,6 +4,7 @@ import { strict as assert } from "assert";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { Eku, KeyUsage } from "../support/pki";
 import { Backend, removeTmpDirs, SERVER_ID, startBackend, startTestProxy, stopAllProxies, TestProxy, testMesh, tmpDir, workload } from "./support";
 
 interface SClient {
@@ -35,7 +36,7 @@ function sClient(args: string[], line: string): Promise<SClient> {
 describe("proxy/openssl s_client", function () {
   let backend: Backend;
   let server: TestProxy;
-  let files: { cert: string; chain: string; key: string; ca: string };
+  let files: { cert: string; chain: string; key: string; ca: string; caLeaf: string; caLeafKey: string };
 
   before(async function () {
     const mesh = await testMesh();
@@ -48,7 +49,14 @@ describe("proxy/openssl s_client", function () {
     });
     const dir = tmpDir();
     const web = await mesh.leaf("shop", "web");
-    files = { cert: path.join(dir, "web.crt"), chain: path.join(dir, "issuer.crt"), key: path.join(dir, "web.key"), ca: path.join(dir, "ca.crt") };
+    // A leaf with CA:TRUE: the chain verifies, our SVID checks refuse it (leaf_is_ca).
+    const caLeaf = await mesh.leaf("shop", "web", { isCA: true, keyUsages: KeyUsage.digitalSignature, extKeyUsages: [Eku.clientAuth] });
+    files = {
+      cert: path.join(dir, "web.crt"), chain: path.join(dir, "issuer.crt"), key: path.join(dir, "web.key"), ca: path.join(dir, "ca.crt"),
+      caLeaf: path.join(dir, "ca-leaf.crt"), caLeafKey: path.join(dir, "ca-leaf.key"),
+    };
+    fs.writeFileSync(files.caLeaf, caLeaf.certPem);
+    fs.writeFileSync(files.caLeafKey, caLeaf.keyPem);
     fs.writeFileSync(files.cert, web.certPem);
     fs.writeFileSync(files.chain, mesh.issuer.certPem);
     fs.writeFileSync(files.key, web.keyPem);
@@ -80,6 +88,19 @@ describe("proxy/openssl s_client", function () {
     assert.equal(backend.accepted, accepted);
     assert.equal(backend.bytesReceived, bytes);
     assert.ok(server.refusals("no_client_certificate").length >= 1);
+  });
+
+  it("with a certificate our SVID checks refuse: s_client reports the fatal alert", async function () {
+    const port = server.proxy.inboundPorts[0];
+    const accepted = backend.accepted;
+    const result = await sClient(
+      ["-connect", `127.0.0.1:${port}`, "-cert", files.caLeaf, "-cert_chain", files.chain, "-key", files.caLeafKey, "-CAfile", files.ca],
+      "should not pass",
+    );
+    assert.doesNotMatch(result.stdout, /should not pass/);
+    assert.match(result.stderr, /alert certificate unknown.*SSL alert number 46/, result.stderr);
+    assert.equal(backend.accepted, accepted);
+    assert.equal(server.refusals("leaf_is_ca").length, 1);
   });
 
   it("offers only TLS 1.3 with AES-128-GCM first", async function () {
