@@ -1,11 +1,11 @@
 // Scenario helpers for the component tests: render a program under the shared mocks, check every
 // Kubernetes object against the OpenAPI schemas, find resources, and diff two renders the way a
-// preview would (same URN, inputs compared byte for byte; a changed replacementTrigger replaces).
+// preview would (matched by URN; update or replace by the providers' own rules, provider-diff.ts).
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { stableStringify } from "../../proxy/config";
 import { RecordedResource, installMocks, kubernetesSchemaErrors, render } from "../support/pulumi-mocks";
+import { DiffOp, ProviderSettings, diffStep } from "../support/provider-diff";
 
 export const mocks = installMocks();
 
@@ -53,20 +53,29 @@ export function descendants(resources: Resources, root: RecordedResource): Resou
 export interface Change {
   type: string;
   name: string;
-  op: "create" | "delete" | "update" | "replace";
+  op: "create" | "delete" | Exclude<DiffOp, "same">;
+}
+
+/** The settings of the provider a resource was registered with ({} for the default provider). */
+function providerSettings(resources: Resources, r: RecordedResource): ProviderSettings {
+  if (!r.provider) return {};
+  const urn = r.provider.slice(0, r.provider.lastIndexOf("::"));
+  return resources.find((p) => p.urn === urn)?.inputs ?? {};
 }
 
 /** What `pulumi preview` would report between two renders of a program (custom resources only). */
 export function diff(before: Resources, after: Resources): Change[] {
-  const key = (r: RecordedResource) => `${r.type}::${r.name}`;
-  const old = new Map(before.filter((r) => r.custom).map((r) => [key(r), r]));
+  const old = new Map(before.filter((r) => r.custom).map((r) => [r.urn, r]));
   const changes: Change[] = [];
   for (const r of after.filter((x) => x.custom)) {
-    const prev = old.get(key(r));
-    old.delete(key(r));
-    if (!prev) changes.push({ type: r.type, name: r.name, op: "create" });
-    else if (stableStringify(prev.replacementTrigger ?? null) !== stableStringify(r.replacementTrigger ?? null)) changes.push({ type: r.type, name: r.name, op: "replace" });
-    else if (stableStringify(prev.inputs) !== stableStringify(r.inputs)) changes.push({ type: r.type, name: r.name, op: "update" });
+    const prev = old.get(r.urn);
+    old.delete(r.urn);
+    if (!prev) {
+      changes.push({ type: r.type, name: r.name, op: "create" });
+      continue;
+    }
+    const op = diffStep(prev, r, providerSettings(after, r));
+    if (op !== "same") changes.push({ type: r.type, name: r.name, op });
   }
   for (const r of old.values()) changes.push({ type: r.type, name: r.name, op: "delete" });
   return changes.sort((a, b) => `${a.type}${a.name}`.localeCompare(`${b.type}${b.name}`));

@@ -7,7 +7,13 @@
 //  - Kubernetes objects echo their inputs with server-side metadata (auto-names, namespace);
 //    Services get a deterministic ClusterIP; Secrets get `data` from `stringData`.
 //  - every registration is recorded with its options (parent, dependencies, protect,
-//    ignoreChanges, replacementTrigger), for assertions and diffs.
+//    ignoreChanges, replacementTrigger, retainOnDelete, provider), for assertions and diffs.
+//  - URNs are built like the engine builds them: the WHOLE parent type chain
+//    (`Mesh$CertificateAuthority$tls:index/privateKey:PrivateKey`), not only the last parent's type
+//    as the SDK's own MockMonitor does (@pulumi/pulumi's resource.ts createUrn mirrors the engine);
+//    and a render that registered one URN twice fails with the engine's "Duplicate resource URN"
+//    error (the SDK's mocks accept it). The error comes from render(), after the registrations
+//    settled: failing the registration itself would leave the SDK's RPC queue waiting forever.
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { isMintedType, mint } from "./tls-provider";
@@ -24,6 +30,9 @@ export interface RecordedResource {
   protect: boolean;
   ignoreChanges: string[];
   replacementTrigger: unknown;
+  retainOnDelete: boolean;
+  /** The provider reference ("<urn>::<id>"), or "" for the default provider. */
+  provider: string;
   /** Dotted paths of inputs that arrived as Pulumi secrets, e.g. "stringData.tls.key". */
   secretInputs: string[];
 }
@@ -86,8 +95,20 @@ export class MeshMocks implements pulumi.runtime.Mocks {
    */
   private readonly state = new Map<string, Record<string, unknown>>();
   
+  /** URNs registered in the current render, for the engine's duplicate check. */
+  readonly urns = new Set<string>();
+  /** URNs registered more than once in the current render. */
+  readonly duplicateUrns: string[] = [];
+
   reset(): void {
     this.resources.length = 0;
+    this.urns.clear();
+    this.duplicateUrns.length = 0;
+  }
+
+  /** Throws the engine's error if the render registered a URN twice. */
+  assertNoDuplicateUrns(): void {
+    if (this.duplicateUrns.length > 0) throw new Error(`Duplicate resource URN '${this.duplicateUrns[0]}'; try giving it a unique name`);
   }
 
   /** Forgets minted keys and certificates (a fresh stack). */
@@ -95,8 +116,14 @@ export class MeshMocks implements pulumi.runtime.Mocks {
     this.state.clear();
   }
 
+  /**
+   * replacementTrigger per "type::name" of the registration in flight: a replace mints anew even
+   * when the inputs are the same (the engine creates a new key), so minting keys on it too.
+   */
+  readonly triggers = new Map<string, string>();
+
   private async minted(type: string, name: string, inputs: Record<string, any>): Promise<Record<string, unknown>> {
-    const key = `${type}::${name}::${JSON.stringify(inputs)}`;
+    const key = `${type}::${name}::${this.triggers.get(`${type}::${name}`) ?? ""}::${JSON.stringify(inputs)}`;
     let outputs = this.state.get(key);
     if (!outputs) {
       outputs = await mint(type, inputs);
@@ -127,6 +154,8 @@ export class MeshMocks implements pulumi.runtime.Mocks {
       protect: false,
       ignoreChanges: [],
       replacementTrigger: undefined,
+      retainOnDelete: false,
+      provider: args.provider ?? "",
       secretInputs,
     });
     const id = args.custom === false ? undefined : `${args.name}-id`;
@@ -146,7 +175,7 @@ export class MeshMocks implements pulumi.runtime.Mocks {
 
 export const mocks = new MeshMocks();
 
-type CapturedOptions = Pick<RecordedResource, "parent" | "dependencies" | "protect" | "ignoreChanges" | "replacementTrigger">;
+type CapturedOptions = Pick<RecordedResource, "parent" | "dependencies" | "protect" | "ignoreChanges" | "replacementTrigger" | "retainOnDelete">;
 
 interface ProtoValue {
   toJavaScript(): unknown;
@@ -159,6 +188,20 @@ interface RegisterRequest {
   getProtect(): boolean;
   getIgnorechangesList(): string[];
   getReplacementTrigger(): ProtoValue | undefined;
+  getRetainondelete(): boolean | undefined;
+}
+
+/**
+ * The engine's URN: urn:pulumi:<stack>::<project>::<parent's whole type chain>$<type>::<name>
+ * (the stack itself is left out of the chain).
+ */
+export function engineUrn(stack: string, project: string, parentUrn: string, type: string, name: string): string {
+  let chain = type;
+  if (parentUrn) {
+    const parentChain = parentUrn.split("::")[2];
+    if (parentChain !== "pulumi:pulumi:Stack") chain = `${parentChain}$${type}`;
+  }
+  return `urn:pulumi:${stack}::${project}::${chain}::${name}`;
 }
 
 /**
@@ -170,10 +213,21 @@ export function installMocks(preview = false): MeshMocks {
   pulumi.runtime.setMocks(mocks, "mesh-test", "test", preview);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const settings = require("@pulumi/pulumi/runtime/settings");
-  const monitor = settings.getMonitor() as { registerResource: (req: RegisterRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void) => void };
+  const monitor = settings.getMonitor() as {
+    newUrn: (parent: string, type: string, name: string) => string;
+    registerResource: (req: RegisterRequest, cb: (err: unknown, res: { getUrn(): string } | undefined) => void) => void;
+  };
+  // registerResource and readResource both name the resource through newUrn.
+  monitor.newUrn = (parent, type, name) => {
+    const urn = engineUrn(pulumi.getStack(), pulumi.getProject(), parent, type, name);
+    if (mocks.urns.has(urn)) mocks.duplicateUrns.push(urn);
+    mocks.urns.add(urn);
+    return urn;
+  };
   const original = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req, cb) =>
-    original(req, (err, res) => {
+  monitor.registerResource = (req, cb) => {
+    mocks.triggers.set(`${req.getType()}::${req.getName()}`, JSON.stringify(req.getReplacementTrigger()?.toJavaScript() ?? null));
+    return original(req, (err, res) => {
       if (!err && res) {
         mocks.captureOptions(res.getUrn(), req.getType(), req.getName(), {
           parent: req.getParent(),
@@ -181,10 +235,12 @@ export function installMocks(preview = false): MeshMocks {
           protect: req.getProtect(),
           ignoreChanges: req.getIgnorechangesList(),
           replacementTrigger: req.getReplacementTrigger()?.toJavaScript(),
+          retainOnDelete: req.getRetainondelete() ?? false,
         });
       }
       cb(err, res);
     });
+  };
   return mocks;
 }
 
@@ -215,6 +271,7 @@ export async function render<T>(program: () => T): Promise<{ result: T; resource
   mocks.reset();
   const result = program();
   await settle();
+  mocks.assertNoDuplicateUrns();
   return { result, resources: [...mocks.resources] };
 }
 
