@@ -8,6 +8,7 @@ import type { Mesh } from "./mesh";
 import type { MeshWorkloadRef } from "./meshed-workload";
 import { ResolvedRule, renderNetworkPolicySpec } from "./policy";
 import { MeshInputError, checkDns1123Label, checkServiceAccountRef, componentLabel } from "./validate";
+import { claimedName } from "./registry";
 
 export interface AuthorizationRuleArgs {
   from: {
@@ -34,7 +35,7 @@ export class AuthorizationPolicy extends pulumi.ComponentResource {
   readonly rules: ResolvedRule[];
 
   constructor(name: string, args: AuthorizationPolicyArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mtls-mesh:index:AuthorizationPolicy", name, {}, opts);
+    super("mtls-mesh:index:AuthorizationPolicy", claimedName(args?.mesh, "AuthorizationPolicy", name, args?.namespace, opts?.parent), {}, opts);
     const label = componentLabel("AuthorizationPolicy", name);
     checkDns1123Label(label, "name", name);
     const namespace = checkDns1123Label(label, "namespace", args.namespace);
@@ -55,7 +56,12 @@ export class AuthorizationPolicy extends pulumi.ComponentResource {
       `${name}-netpol`,
       {
         metadata: { name, namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh", [LABELS.workload]: workload.workloadName } },
-        spec: renderNetworkPolicySpec({ workload: workload.workloadName, rules: this.rules }),
+        spec: renderNetworkPolicySpec({
+          workload: workload.workloadName,
+          rules: this.rules,
+          openPorts: workload.portPlan.inboundPorts.filter((p) => p.mode === "disabled").map((p) => p.port),
+          allOpen: workload.portPlan.defaultMode === "disabled" && workload.portPlan.inboundPorts.every((p) => p.mode === "disabled"),
+        }),
       },
       { parent: this, dependsOn: ns ? [ns] : [] },
     );

@@ -1,7 +1,7 @@
 // The public API of pulumi-mtls-mesh: `import * as mesh from "pulumi-mtls-mesh"`.
 export { CertificateAuthority, CertificateAuthorityArgs, ExistingCertificateAuthority } from "./ca";
 export { WorkloadIdentity, WorkloadIdentityArgs, identitySecretName } from "./workload-identity";
-export { Mesh, MeshArgs, ProxyBuildArgs, DEFAULT_PROXY_IMAGE } from "./mesh";
+export { Mesh, MeshArgs, PodSecurity, ProxyBuildArgs, DEFAULT_PROXY_IMAGE } from "./mesh";
 export { MeshedWorkload, MeshedWorkloadArgs, MeshWorkloadRef, WorkloadPort } from "./meshed-workload";
 export { AuthorizationPolicy, AuthorizationPolicyArgs, AuthorizationRuleArgs } from "./authorization-policy";
 export { meshTransform, MeshTransform, MeshTransformOptions, TransformWorkload, TransformedWorkload, INJECT_LABEL } from "./transform";

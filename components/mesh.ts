@@ -7,8 +7,11 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as dockerbuild from "@pulumi/docker-build";
 import { FILE_NAMES, LABELS, Mode, PROXY_UID } from "../proxy/wellknown";
+
+const POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce";
 import type { AuthorizationRule, DirectoryService, Probe, Transport } from "../proxy/config";
-import { CertificateAuthority } from "./ca";
+import { CertificateAuthority, CertificateAuthorityArgs } from "./ca";
+import { makeConfigProvider } from "./config-provider";
 import { WorkloadIdentity } from "./workload-identity";
 import { resolveMode } from "./mode";
 import { MeshRegistry, RegistrySnapshot } from "./registry";
@@ -21,6 +24,7 @@ import {
   checkCidr,
   checkDns1123Label,
   checkMode,
+  checkOneOf,
   checkTransport,
   checkTrustDomain,
   componentLabel,
@@ -51,6 +55,31 @@ export interface MeshArgs {
   namespace?: string;
   /** The CA; created (as a child) when absent. */
   ca?: CertificateAuthority;
+  /**
+   * Settings of the CA the Mesh creates when `ca` is absent: `additionalTrustedRoots` to rotate its
+   * root, `protect`, lifetimes. Use these rather than declaring the CA yourself: a CA declared
+   * outside the Mesh has other URNs, so the engine would create a new root and delete the old one.
+   */
+  certificateAuthority?: Omit<CertificateAuthorityArgs, "now" | "existing">;
+  /**
+   * The Kubernetes provider for the mesh's ConfigMaps and Secrets. It must set
+   * `enableConfigMapMutable` and `enableSecretMutable`, or every config change and renewal is a
+   * delete-before-replace. Default: one the Mesh makes from the stack's `kubernetes:*` config plus
+   * those two flags. Required when the Mesh gets a Kubernetes provider through its options.
+   */
+  configProvider?: k8s.Provider;
+  /**
+   * Pod Security Admission for the namespaces the mesh manages: "privileged" (default) labels them
+   * `pod-security.kubernetes.io/enforce: privileged`, which the redirect init container
+   * (NET_ADMIN, NET_RAW) needs; "unmanaged" leaves the label to you (an exemption, a policy engine).
+   */
+  podSecurity?: PodSecurity;
+  /** Resources of every redirect init container (default: small requests and limits). */
+  initResources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  /** The node proxy DaemonSet's rollout: maxUnavailable, default "10%" (at least one node). */
+  nodeProxyMaxUnavailable?: number | string;
+  /** Taints the node proxy tolerates besides the node conditions Kubernetes adds itself; default none. */
+  nodeProxyTolerations?: k8s.types.input.core.v1.Toleration[];
   /** Per-namespace mode, overriding `mode`. */
   namespaceModes?: Record<string, Mode>;
   /** A pinned proxy image reference (tag or digest, not "latest"). */
@@ -91,6 +120,9 @@ export interface MeshArgs {
    */
   importedServices?: pulumi.Input<DirectoryService[]>;
 }
+
+export const POD_SECURITY = ["privileged", "unmanaged"] as const;
+export type PodSecurity = (typeof POD_SECURITY)[number];
 
 /** The per-workload inputs of workload.json that are known at declaration time. */
 export interface WorkloadConfigRequest {
@@ -142,6 +174,10 @@ export class Mesh extends pulumi.ComponentResource {
   readonly excludeInboundPorts: number[];
   readonly proxyResources?: MeshArgs["proxyResources"];
   readonly proxyTransport?: Transport;
+  readonly initResources?: MeshArgs["initResources"];
+  readonly podSecurity: PodSecurity;
+  /** The provider of every mesh ConfigMap and Secret (data changes are updates, not replaces). */
+  readonly configProvider: k8s.Provider;
   readonly now: number;
   readonly registry: MeshRegistry;
   readonly daemonSet?: k8s.apps.v1.DaemonSet;
@@ -150,7 +186,7 @@ export class Mesh extends pulumi.ComponentResource {
   private readonly importedServices: pulumi.Output<DirectoryService[]>;
   private readonly meshName: string;
   private readonly existingNamespaces: Set<string>;
-  private readonly namespaces = new Map<string, k8s.core.v1.Namespace | undefined>();
+  private readonly namespaces = new Map<string, pulumi.Resource | undefined>();
   private readonly directories = new Map<string, k8s.core.v1.ConfigMap>();
   private directoryText?: pulumi.Output<string>;
 
@@ -177,13 +213,27 @@ export class Mesh extends pulumi.ComponentResource {
     this.existingNamespaces = new Set((args.existingNamespaces ?? ["default"]).map((ns, i) => checkDns1123Label(label, `existingNamespaces[${i}]`, ns)));
     this.proxyResources = args.proxyResources;
     this.proxyTransport = args.proxyTransport === undefined ? undefined : checkTransport(label, "proxyTransport", args.proxyTransport);
+    this.initResources = args.initResources;
+    this.podSecurity = checkOneOf(label, "podSecurity", args.podSecurity ?? "privileged", POD_SECURITY, "Pod Security choice");
+    if (args.configProvider === undefined && this.getProvider("kubernetes:core/v1:ConfigMap") !== undefined) {
+      throw new MeshInputError(
+        label,
+        "configProvider",
+        "is not set, but the Mesh got a Kubernetes provider through its options, and it cannot copy that provider's cluster settings",
+        "pass configProvider: a kubernetes Provider with the same cluster settings plus enableConfigMapMutable: true and enableSecretMutable: true (it may be the same provider, if it sets both)",
+      );
+    }
+    this.configProvider = args.configProvider ?? makeConfigProvider(`${name}-config-provider`, this);
     this.now = args.now ?? Date.now();
     this.registry = new MeshRegistry(label);
     this.importedServices = pulumi.output(args.importedServices ?? []) as pulumi.Output<DirectoryService[]>;
     this.services = this.ownServices();
 
     this.proxyImage = args.proxyBuild ? this.buildProxy(name, label, args.proxyBuild) : pulumi.output(checkPinnedImage(label, args.proxyImage ?? DEFAULT_PROXY_IMAGE));
-    this.ca = args.ca ?? new CertificateAuthority(`${name}-ca`, { now: this.now }, { parent: this });
+    if (args.ca !== undefined && args.certificateAuthority !== undefined) {
+      throw new MeshInputError(label, "certificateAuthority", "and \"ca\" are both set", "configure the CA the Mesh makes with certificateAuthority, or pass your own with ca; not both");
+    }
+    this.ca = args.ca ?? new CertificateAuthority(`${name}-ca`, { ...args.certificateAuthority, now: this.now }, { parent: this });
     this.trustBundlePem = this.ca.trustBundlePem;
     this.mode = pulumi.output(this.defaultMode);
 
@@ -193,7 +243,7 @@ export class Mesh extends pulumi.ComponentResource {
       { parent: this },
     );
     this.namespaces.set(this.systemNamespace, system);
-    if (args.nodeProxy ?? true) this.daemonSet = this.nodeProxy(name, system);
+    if (args.nodeProxy ?? true) this.daemonSet = this.nodeProxy(name, system, args);
 
     this.registerOutputs({ trustBundlePem: this.trustBundlePem, proxyImage: this.proxyImage, mode: this.mode, services: this.services });
   }
@@ -203,23 +253,29 @@ export class Mesh extends pulumi.ComponentResource {
     return resolveMode({ mesh: this.defaultMode, namespace: this.namespaceModes[namespace], workload, port });
   }
 
-  /** The Namespace object the mesh manages for `namespace` (created once), if it manages it. */
-  namespaceResource(namespace: string): k8s.core.v1.Namespace | undefined {
+  /**
+   * The mesh's hold on member namespace `namespace` (declared once), unless it is one of
+   * `existingNamespaces`. It is a NamespacePatch, not a Namespace: server-side apply creates the
+   * namespace when it is missing and adopts it when it exists (a Namespace would fail with
+   * AlreadyExists), and deleting the patch only takes the mesh's labels back
+   * (pulumi-kubernetes await.go: a Patch resource's delete relinquishes its fields). So a namespace
+   * that leaves the mesh, or the whole mesh's `pulumi destroy`, never deletes the namespace and
+   * everything in it.
+   */
+  namespaceResource(namespace: string): pulumi.Resource | undefined {
     if (!this.namespaces.has(namespace)) {
+      const labels: Record<string, string> = { [LABELS.managedBy]: "pulumi-mtls-mesh", [LABELS.meshed]: "true" };
+      if (this.podSecurity === "privileged") labels[POD_SECURITY_ENFORCE] = "privileged";
       const managed = this.existingNamespaces.has(namespace)
         ? undefined
-        : new k8s.core.v1.Namespace(
-            `${this.meshName}-ns-${namespace}`,
-            { metadata: { name: namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh", [LABELS.meshed]: "true" } } },
-            { parent: this },
-          );
+        : new k8s.core.v1.NamespacePatch(`${this.meshName}-ns-${namespace}`, { metadata: { name: namespace, labels } }, { parent: this });
       this.namespaces.set(namespace, managed);
     }
     return this.namespaces.get(namespace);
   }
 
   /** The mesh-wide part of every proxy's injection options; each caller adds its workload's own. */
-  injectDefaults(): Pick<InjectOptions, "proxyImage" | "directoryConfigMapName" | "excludeOutboundPorts" | "excludeOutboundCidrs" | "excludeInboundPorts" | "proxyResources" | "proxyTransport"> {
+  injectDefaults(): Pick<InjectOptions, "proxyImage" | "directoryConfigMapName" | "excludeOutboundPorts" | "excludeOutboundCidrs" | "excludeInboundPorts" | "proxyResources" | "initResources" | "proxyTransport"> {
     return {
       proxyImage: this.proxyImage,
       directoryConfigMapName: this.directoryConfigMapName,
@@ -227,6 +283,7 @@ export class Mesh extends pulumi.ComponentResource {
       excludeOutboundCidrs: this.excludeOutboundCidrs,
       excludeInboundPorts: this.excludeInboundPorts,
       proxyResources: this.proxyResources,
+      initResources: this.initResources,
       proxyTransport: this.proxyTransport,
     };
   }
@@ -247,7 +304,7 @@ export class Mesh extends pulumi.ComponentResource {
           metadata: { name: this.directoryConfigMapName, namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh" } },
           data: { [FILE_NAMES.directory]: this.directory() },
         },
-        { parent: this, dependsOn: ns ? [ns] : [] },
+        { parent: this, dependsOn: ns ? [ns] : [], provider: this.configProvider },
       );
       this.directories.set(namespace, cm);
     }
@@ -335,40 +392,20 @@ export class Mesh extends pulumi.ComponentResource {
   }
 
   /**
-   * The per-node proxy (the ztunnel placement) with its ServiceAccount, RBAC and identity.
+   * The per-node proxy (the ztunnel placement) with its ServiceAccount and identity.
    * hostNetwork is off on purpose: taking over other pods' traffic from the node is the
    * node-placement issue; until then the DaemonSet runs as an ordinary unprivileged pod (no host
-   * network, no capabilities), so deploying it changes nothing on the node.
+   * network, no capabilities, no API token and no RBAC: it reads nothing from the API server), so
+   * deploying it changes nothing on the node.
    */
-  private nodeProxy(name: string, system: k8s.core.v1.Namespace): k8s.apps.v1.DaemonSet {
+  private nodeProxy(name: string, system: k8s.core.v1.Namespace, args: MeshArgs): k8s.apps.v1.DaemonSet {
     const ns = this.systemNamespace;
     const proxyName = "mesh-proxy";
     const child = { parent: this, dependsOn: [system] };
-    const sa = new k8s.core.v1.ServiceAccount(`${name}-proxy`, { metadata: { name: proxyName, namespace: ns } }, child);
-    // Read-only discovery: a node proxy maps local pod IPs to workloads and services.
-    const role = new k8s.rbac.v1.ClusterRole(
-      `${name}-proxy`,
-      {
-        metadata: { name: `${this.meshName}-proxy` },
-        rules: [
-          { apiGroups: [""], resources: ["pods", "services"], verbs: ["get", "list", "watch"] },
-          { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["get", "list", "watch"] },
-        ],
-      },
-      { parent: this },
-    );
-    new k8s.rbac.v1.ClusterRoleBinding(
-      `${name}-proxy`,
-      {
-        metadata: { name: `${this.meshName}-proxy` },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role.metadata.name },
-        subjects: [{ kind: "ServiceAccount", name: proxyName, namespace: ns }],
-      },
-      { parent: this, dependsOn: [sa] },
-    );
+    const sa = new k8s.core.v1.ServiceAccount(`${name}-proxy`, { metadata: { name: proxyName, namespace: ns }, automountServiceAccountToken: false }, child);
     const identity = new WorkloadIdentity(
       `${name}-proxy-identity`,
-      { ca: this.ca, trustDomain: this.trustDomain, namespace: ns, serviceAccount: proxyName, now: this.now },
+      { ca: this.ca, trustDomain: this.trustDomain, namespace: ns, serviceAccount: proxyName, now: this.now, secretProvider: this.configProvider },
       child,
     );
     const key = `${ns}/${proxyName}`;
@@ -390,7 +427,7 @@ export class Mesh extends pulumi.ComponentResource {
           }),
         },
       },
-      child,
+      { ...child, provider: this.configProvider },
     );
     const directory = this.directoryConfigMap(ns);
     const labels = { [LABELS.managedBy]: "pulumi-mtls-mesh", "app.kubernetes.io/name": proxyName };
@@ -403,14 +440,17 @@ export class Mesh extends pulumi.ComponentResource {
         metadata: { name: proxyName, namespace: ns, labels },
         spec: {
           selector: { matchLabels: { "app.kubernetes.io/name": proxyName } },
-          updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+          // A fixed 1 rolls one node at a time: past ~60-100 nodes that outlasts the provider's
+          // 10-minute await. A share of the nodes (rounded up, so at least one) scales with them.
+          updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: args.nodeProxyMaxUnavailable ?? "10%" } },
           template: {
             metadata: { labels },
             spec: {
               serviceAccountName: proxyName,
-              automountServiceAccountToken: true,
-              // Runs on every node, tainted ones included: it is node infrastructure.
-              tolerations: [{ operator: "Exists" }],
+              automountServiceAccountToken: false,
+              // The DaemonSet controller already tolerates the node conditions (not-ready,
+              // unreachable, pressure, unschedulable); other taints are the user's to opt into.
+              ...(args.nodeProxyTolerations ? { tolerations: args.nodeProxyTolerations } : {}),
               securityContext: { runAsNonRoot: true, runAsUser: PROXY_UID, runAsGroup: PROXY_UID, seccompProfile: { type: "RuntimeDefault" } },
               containers: [container],
               volumes: meshVolumes(options),

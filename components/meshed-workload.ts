@@ -9,7 +9,8 @@ import { WorkloadIdentity } from "./workload-identity";
 import { ContainerLike, InjectionError, PodSpecLike, injectSidecar, meshPodLabels, INIT_CONTAINER_NAME, SIDECAR_NAME } from "./inject";
 import { WorkloadPort, planPorts, PortPlan } from "./ports";
 import { serviceHostnames } from "./render";
-import { MeshInputError, checkAppPort, checkDns1123Label, checkOptionalMode, componentLabel } from "./validate";
+import { MeshInputError, checkAppPort, checkDns1035Label, checkDns1123Label, checkOptionalMode, componentLabel } from "./validate";
+import { claimedName } from "./registry";
 
 export type { WorkloadPort } from "./ports";
 
@@ -62,21 +63,26 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
   readonly configMap: k8s.core.v1.ConfigMap;
   readonly workload: k8s.apps.v1.Deployment | k8s.apps.v1.StatefulSet;
   readonly service?: k8s.core.v1.Service;
+  /** A StatefulSet's governing Service (headless, `<name>-headless`): it gives pods `<pod>.<name>-headless` DNS names. */
+  readonly headlessService?: k8s.core.v1.Service;
   /** <name>.<namespace>.svc.<clusterDomain>, when there is a Service. */
   readonly serviceHost?: string;
 
   constructor(name: string, args: MeshedWorkloadArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mtls-mesh:index:MeshedWorkload", name, {}, opts);
+    super("mtls-mesh:index:MeshedWorkload", claimedName(args?.mesh, "MeshedWorkload", name, args?.namespace, opts?.parent), {}, opts);
     const label = componentLabel("MeshedWorkload", name);
     this.label = label;
     const mesh = args.mesh;
     this.mesh = mesh;
-    this.workloadName = checkDns1123Label(label, "name", name);
+    this.workloadName = (args.ports ?? []).length > 0 ? checkDns1035Label(label, "name", name, "it names the workload's Service") : checkDns1123Label(label, "name", name);
     this.namespace = checkDns1123Label(label, "namespace", args.namespace);
     this.serviceAccountName = checkDns1123Label(label, "serviceAccount", args.serviceAccount ?? name);
     const kind = args.kind ?? "Deployment";
     if (kind !== "Deployment" && kind !== "StatefulSet") {
       throw new MeshInputError(label, "kind", `is ${JSON.stringify(kind)}`, "use \"Deployment\" or \"StatefulSet\"");
+    }
+    if (kind === "StatefulSet" && name.length > 54) {
+      throw new MeshInputError(label, "name", `is ${name.length} characters; a StatefulSet's governing Service "<name>-headless" must fit in 63`, "use a name of at most 54 characters");
     }
     const replicas = args.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 0) {
@@ -119,6 +125,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
         validityHours: args.identity?.validityHours,
         renewBeforeHours: args.identity?.renewBeforeHours,
         now: mesh.now,
+        secretProvider: mesh.configProvider,
       },
       inNamespace,
     );
@@ -191,7 +198,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
           }),
         },
       },
-      inNamespace,
+      { ...inNamespace, provider: mesh.configProvider },
     );
 
     const template = {
@@ -205,10 +212,27 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
     const podDeps = { parent: this, dependsOn: [...(ns ? [ns] : []), this.serviceAccount, this.identity.secret, this.configMap, directory] };
     const metadata = { name, namespace: this.namespace, labels: objectLabels };
     const selector = { matchLabels: { [LABELS.workload]: name } };
-    this.workload =
-      kind === "StatefulSet"
-        ? new k8s.apps.v1.StatefulSet(`${name}-sts`, { metadata, spec: { replicas, selector, serviceName: name, template } }, podDeps)
-        : new k8s.apps.v1.Deployment(`${name}-deploy`, { metadata, spec: { replicas, selector, template } }, podDeps);
+    if (kind === "StatefulSet") {
+      // serviceName must name a headless Service, or the pods get no stable DNS names; the
+      // ClusterIP Service above stays the one clients dial (the directory maps its address).
+      const headlessName = `${name}-headless`;
+      this.headlessService = new k8s.core.v1.Service(
+        `${name}-headless`,
+        {
+          metadata: { name: headlessName, namespace: this.namespace, labels: objectLabels },
+          spec: {
+            clusterIP: "None",
+            selector: { [LABELS.workload]: name },
+            publishNotReadyAddresses: true,
+            ports: this.portPlan.servicePorts.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.targetPort, targetPort: p.targetPort, protocol: "TCP" })),
+          },
+        },
+        inNamespace,
+      );
+      this.workload = new k8s.apps.v1.StatefulSet(`${name}-sts`, { metadata, spec: { replicas, selector, serviceName: headlessName, template } }, { ...podDeps, dependsOn: [...podDeps.dependsOn, this.headlessService] });
+    } else {
+      this.workload = new k8s.apps.v1.Deployment(`${name}-deploy`, { metadata, spec: { replicas, selector, template } }, podDeps);
+    }
 
     this.registerOutputs({
       spiffeId: this.spiffeId,

@@ -35,6 +35,10 @@ export interface NetworkPolicyInput {
   /** The workload the policy protects (its pods carry mtls-mesh.io/workload=<name>). */
   workload: string;
   rules: ResolvedRule[];
+  /** Pod ports whose effective mode is disabled: the proxy lets everyone through, so must this. */
+  openPorts?: number[];
+  /** Every port of the workload is disabled: the policy admits everyone (it only waits for a mode). */
+  allOpen?: boolean;
 }
 
 const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
@@ -46,10 +50,16 @@ const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
  * stays open to everyone: it serves only health and metrics, and Prometheus must still scrape it.
  */
 export function renderNetworkPolicySpec(input: NetworkPolicyInput): k8s.types.input.networking.v1.NetworkPolicySpec {
+  const podSelector = { matchLabels: { [LABELS.workload]: input.workload } };
+  // In "disabled" the mesh changes nothing on the wire, so the NetworkPolicy must not either: it
+  // enforces exactly where the proxy does.
+  if (input.allOpen) return { podSelector, policyTypes: ["Ingress"], ingress: [{}] };
+  const open = uniqueSorted(input.openPorts ?? []);
+  const openRule = open.length ? [{ ports: open.map((port) => ({ protocol: "TCP", port })) }] : [];
   return {
-    podSelector: { matchLabels: { [LABELS.workload]: input.workload } },
+    podSelector,
     policyTypes: ["Ingress"],
-    ingress: [...input.rules.map(ruleIngress), { ports: [{ protocol: "TCP", port: PROXY_PORTS.admin }] }],
+    ingress: [...input.rules.map(ruleIngress), ...openRule, { ports: [{ protocol: "TCP", port: PROXY_PORTS.admin }] }],
   };
 }
 

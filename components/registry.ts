@@ -9,7 +9,7 @@
 // A registration after sealing is refused with an error that says how to fix the program.
 import type { Mode } from "../proxy/wellknown";
 import type { ResolvedRule } from "./policy";
-import { MeshInputError } from "./validate";
+import { MeshInputError, componentLabel } from "./validate";
 
 export interface RegisteredServicePort {
   name?: string;
@@ -55,7 +55,32 @@ export interface RegistrySnapshot {
 
 const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
+/**
+ * For a component's super() call, so the claim comes before the engine sees the URN: claims
+ * `name` in the mesh's registry and returns it. Without a mesh (bad input) it claims nothing; the
+ * constructor refuses that input itself.
+ */
+export function claimedName(mesh: { registry?: unknown } | undefined, kind: string, name: string, namespace: unknown, parent: object | undefined): string {
+  if (mesh?.registry instanceof MeshRegistry) mesh.registry.claimName(kind, name, String(namespace), parent);
+  return name;
+}
+
+/**
+ * The parent part of a URN: the types of the parent chain, outermost first, without the stack
+ * (@pulumi/pulumi resource.ts createUrn). It reads the SDK's own `__pulumiType` and
+ * `__parentResource`: a URN is an Output, and the claim must be decided synchronously.
+ */
+function parentTypeChain(parent: object | undefined): string {
+  const types: string[] = [];
+  for (let r = parent as { __pulumiType?: string; __parentResource?: object } | undefined; r && r.__pulumiType && r.__pulumiType !== "pulumi:pulumi:Stack"; r = r.__parentResource) {
+    types.unshift(r.__pulumiType);
+  }
+  return types.join("$");
+}
+
 export class MeshRegistry {
+  /** Component names claimed: "<parent type chain>$<kind>::<name>" (the URN's tail) → the namespace of the first claim. */
+  private readonly names = new Map<string, string>();
   private readonly workloads = new Map<string, RegisteredWorkload>();
   private readonly identities = new Map<string, string>();
   private readonly policies = new Map<string, RegisteredPolicy>();
@@ -72,6 +97,26 @@ export class MeshRegistry {
 
   get sealed(): boolean {
     return this.sealedSnapshot !== undefined;
+  }
+
+  /**
+   * Claims a component's name before it registers. The engine builds a URN from the parent chain,
+   * the type and the name only, so the same workload or policy name in two namespaces is one URN,
+   * and the engine would stop the whole update with "Duplicate resource URN". We refuse it first,
+   * naming both namespaces and the fix.
+   */
+  claimName(kind: string, name: string, namespace: string, parent: object | undefined): void {
+    const key = `${parentTypeChain(parent)}$${kind}::${name}`;
+    const first = this.names.get(key);
+    if (first !== undefined) {
+      throw new MeshInputError(
+        componentLabel(kind, name),
+        "name",
+        `is already the name of the ${kind} in namespace ${JSON.stringify(first)}; a URN is the parents' types, the type and the name (no namespace), so the engine would stop with "Duplicate resource URN"`,
+        `give this one another name, e.g. ${JSON.stringify(`${namespace}-${name}`.slice(0, 63).replace(/-+$/, ""))}`,
+      );
+    }
+    this.names.set(key, namespace);
   }
 
   registerWorkload(w: RegisteredWorkload): void {

@@ -87,7 +87,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     }
     this.identity = new WorkloadIdentity(
       `${name}-identity`,
-      { ca: mesh.ca, trustDomain: mesh.trustDomain, namespace: this.namespace, serviceAccount: this.serviceAccountName, now: mesh.now, ...w.identity },
+      { ca: mesh.ca, trustDomain: mesh.trustDomain, namespace: this.namespace, serviceAccount: this.serviceAccountName, now: mesh.now, ...w.identity, secretProvider: mesh.configProvider },
       inNamespace,
     );
     mesh.directoryConfigMap(this.namespace);
@@ -132,7 +132,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
         metadata: { name: this.configMapName, namespace: this.namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh", [LABELS.workload]: this.workloadName } },
         data: { [FILE_NAMES.workload]: this.workloadConfig },
       },
-      inNamespace,
+      { ...inNamespace, provider: mesh.configProvider },
     );
     this.registerOutputs({ spiffeId: this.identity.spiffeId });
   }

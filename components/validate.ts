@@ -39,8 +39,27 @@ export function checkDns1123Label(component: string, field: string, value: unkno
   return value;
 }
 
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Names of Secrets and ConfigMaps: DNS-1123 subdomains, up to 253 characters. */
+export function checkDns1123Subdomain(component: string, field: string, value: unknown): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > 253 || !DNS1123_SUBDOMAIN.test(value)) {
+    throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a DNS-1123 subdomain`, "use up to 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
+  }
+  return value;
+}
+
+/** Service names are DNS-1035 labels: a DNS-1123 label that starts with a letter. */
+export function checkDns1035Label(component: string, field: string, value: unknown, why: string): string {
+  checkDns1123Label(component, field, value);
+  if (!/^[a-z]/.test(value as string)) {
+    throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, which starts with a digit; ${why}, and Service names must start with a letter (DNS-1035)`, "start the name with a letter, e.g. \"w-" + value + "\"");
+  }
+  return value as string;
+}
+
 /** `value` must be one of `allowed` (`what` names the kind, e.g. "mesh mode"). */
-function checkOneOf<T extends string>(component: string, field: string, value: unknown, allowed: readonly T[], what: string): T {
+export function checkOneOf<T extends string>(component: string, field: string, value: unknown, allowed: readonly T[], what: string): T {
   if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
     throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a ${what}`, `use one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`);
   }

@@ -11,6 +11,7 @@ import { DEFAULTS, KEY_ALGORITHM, LEAF_ALLOWED_USES, certificateChain, nextRenew
 import {
   MeshInputError,
   checkDns1123Label,
+  checkDns1123Subdomain,
   checkPositiveHours,
   checkTrustDomain,
   componentLabel,
@@ -33,6 +34,11 @@ export interface WorkloadIdentityArgs {
   trustBundlePem?: pulumi.Input<string>;
   /** Clock for the renewal schedule, ms since epoch. Tests pin it; programs leave it. */
   now?: number;
+  /**
+   * Provider of the Secret. It should set `enableSecretMutable`, or each renewal deletes the
+   * Secret before it recreates it (Mesh passes its configProvider). Default: the inherited one.
+   */
+  secretProvider?: k8s.Provider;
 }
 
 /** The Secret name MeshedWorkload uses for a service account's identity. */
@@ -62,7 +68,8 @@ export class WorkloadIdentity extends pulumi.ComponentResource {
     if (validityHours > args.ca.maxLeafValidityHours) {
       throw new MeshInputError(label, "validityHours", `is ${validityHours}, longer than the issuer's renewal window (${args.ca.maxLeafValidityHours} h), so a leaf could outlive its issuer`, `use at most ${args.ca.maxLeafValidityHours}`);
     }
-    const secretName = checkDns1123Label(label, "secretName", args.secretName ?? identitySecretName(serviceAccount));
+    // A Secret name is a DNS subdomain (253 characters), so any service account name fits.
+    const secretName = checkDns1123Subdomain(label, "secretName", args.secretName ?? identitySecretName(serviceAccount));
     for (const [i, dns] of (args.dnsNames ?? []).entries()) {
       if (!/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(dns)) {
         throw new MeshInputError(label, `dnsNames[${i}]`, `is ${JSON.stringify(dns)}, not a DNS name`, "use lowercase DNS names such as \"api.shop.svc\"");
@@ -127,7 +134,7 @@ export class WorkloadIdentity extends pulumi.ComponentResource {
           [FILE_NAMES.trustBundle]: args.trustBundlePem ?? args.ca.trustBundlePem,
         },
       },
-      { parent: this },
+      { parent: this, provider: args.secretProvider },
     );
 
     this.certPem = leaf.certPem;

@@ -96,6 +96,8 @@ describe("components/behaviour previews", () => {
     );
     assert.ok(changes.every((c) => !POD_KINDS.test(c.type)), describeChanges(changes).join(", "));
     assert.equal(find(after.resources, "Secret", "api-identity-secret").inputs.metadata.name, "mesh-identity-api");
+    // In place: the mesh's provider sets enableSecretMutable (the default provider would delete it first).
+    assert.deepEqual(changes.filter((c) => c.name === "api-identity-secret").map((c) => c.op), ["update"]);
     assert.equal(
       find(after.resources, "PrivateKey", "api-identity-key").replacementTrigger,
       String(renewalGeneration(later, schedule, "spiffe://cluster.local/ns/shop/sa/api")),
@@ -366,7 +368,10 @@ describe("components/behaviour mesh options", () => {
       new mesh.MeshedWorkload("db", { mesh: m, namespace: "data", kind: "StatefulSet", containers: [{ name: "db", image: "x:1", ports: [{ containerPort: 5432 }] }], ports: [{ name: "pg", port: 5432, mode: "permissive" }] });
     });
     const sts = object(resources, "StatefulSet", "db", "data").inputs.spec;
-    assert.equal(sts.serviceName, "db");
+    // The governing Service is headless (pods get db-0.db-headless.data.svc); clients keep the ClusterIP one.
+    assert.equal(sts.serviceName, "db-headless");
+    assert.equal(object(resources, "Service", "db-headless", "data").inputs.spec.clusterIP, "None");
+    assert.notEqual(object(resources, "Service", "db", "data").outputs.spec.clusterIP, "None");
     assert.deepEqual(sts.template.spec.initContainers.map((c: any) => c.name), ["mesh-init", "mesh-proxy"]);
     assert.equal(directoryJson(resources, "data").services[0].ports[0].mode, "permissive");
   });

@@ -32,16 +32,19 @@ describe("components/quickstart example under mocks", function () {
   it("creates the namespaces explicitly: mesh-system and shop by the Mesh, legacy by the example", () => {
     const namespaces = resources.filter((r) => r.inputs.kind === "Namespace").map((r) => r.outputs.metadata.name).sort();
     assert.deepEqual(namespaces, ["legacy", "mesh-system", "shop"]);
+    // A member namespace is patched (created or adopted, never deleted), labelled for Pod Security.
+    const shop = find(resources, "NamespacePatch", "mesh-ns-shop");
+    assert.equal(shop.inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
     for (const kind of ["Deployment", "ConfigMap", "Secret", "Service", "ServiceAccount"]) {
       const inShop = resources.filter((r) => r.inputs.kind === kind && r.outputs.metadata?.namespace === "shop");
-      const nsUrn = find(resources, "Namespace", "mesh-ns-shop").urn;
+      const nsUrn = find(resources, "NamespacePatch", "mesh-ns-shop").urn;
       for (const r of inShop) assert.ok(r.dependencies.includes(nsUrn) || descendantOfNamespaceDependent(r), `${kind} ${r.name} waits for namespace shop`);
     }
   });
 
   function descendantOfNamespaceDependent(r: { parent: string }): boolean {
     const parent = resources.find((x) => x.urn === r.parent);
-    return !!parent && parent.dependencies.includes(find(resources, "Namespace", "mesh-ns-shop").urn);
+    return !!parent && parent.dependencies.includes(find(resources, "NamespacePatch", "mesh-ns-shop").urn);
   }
 
   it("renders api's pod exactly as the pod contract says", () => {
@@ -204,14 +207,19 @@ describe("components/quickstart example under mocks", function () {
     assert.equal(issuer.inputs.maxPathLength, 0);
   });
 
-  it("runs the node proxy as an unprivileged DaemonSet with its own identity and read-only RBAC", () => {
-    const ds = object(resources, "DaemonSet", "mesh-proxy", "mesh-system").inputs.spec.template.spec;
+  it("runs the node proxy as an unprivileged DaemonSet with its own identity, no API access, no extra tolerations, a rollout sized to the cluster", () => {
+    const daemonSet = object(resources, "DaemonSet", "mesh-proxy", "mesh-system").inputs.spec;
+    const ds = daemonSet.template.spec;
     assert.equal(ds.hostNetwork, undefined);
     assert.equal(ds.serviceAccountName, "mesh-proxy");
     assert.equal(ds.containers[0].securityContext.runAsUser, 1337);
     assert.equal(ds.containers[0].restartPolicy, undefined);
-    const role = find(resources, "ClusterRole", "mesh-proxy").inputs;
-    for (const rule of role.rules) assert.deepEqual(rule.verbs, ["get", "list", "watch"]);
+    // It reads nothing from the API server: no token, no (Cluster)Role.
+    assert.equal(ds.automountServiceAccountToken, false);
+    assert.equal(object(resources, "ServiceAccount", "mesh-proxy", "mesh-system").inputs.automountServiceAccountToken, false);
+    assert.deepEqual(resources.filter((r) => /Role/.test(r.inputs.kind ?? "")).map((r) => r.name), []);
+    assert.equal(ds.tolerations, undefined, "only the node conditions the DaemonSet controller tolerates by itself");
+    assert.equal(daemonSet.updateStrategy.rollingUpdate.maxUnavailable, "10%");
     object(resources, "Secret", "mesh-identity-mesh-proxy", "mesh-system");
   });
 

@@ -1,0 +1,185 @@
+// What a first `pulumi up` on a real cluster would hit (issue "Real-cluster correctness"), under
+// mocks made faithful to the engine (whole-chain URNs, duplicate URNs refused) and to the
+// providers' replace rules (test/support/provider-diff.ts).
+import { diff, find, mocks, object, renderChecked } from "./harness";
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import * as mesh from "../../components";
+import { render, settle } from "../support/pulumi-mocks";
+import { configProviderArgs } from "../../components/config-provider";
+
+const NOW = Date.UTC(2026, 10, 28, 12);
+const app = (name: string) => [{ name, image: "ghcr.io/acme/app:1.0", ports: [{ containerPort: 8080 }] }];
+
+function members(namespaces: string[], args: mesh.MeshArgs = {}) {
+  const m = new mesh.Mesh("mesh", { now: NOW, ...args });
+  for (const ns of namespaces) new mesh.MeshedWorkload(`${ns}-api`, { mesh: m, namespace: ns, containers: app("api"), ports: [{ port: 8080 }] });
+  return m;
+}
+
+describe("components/real-cluster namespaces", () => {
+  it("a member namespace is a NamespacePatch: taking it out of the mesh deletes no Namespace", async () => {
+    const before = await renderChecked(() => members(["shop", "billing"]));
+    const after = await renderChecked(() => members(["shop"]));
+    const deleted = diff(before.resources, after.resources).filter((c) => c.op === "delete");
+    assert.ok(deleted.some((c) => c.type === "kubernetes:core/v1:NamespacePatch" && c.name === "mesh-ns-billing"), "the mesh lets go of billing");
+    // Deleting a Patch resource relinquishes its fields (pulumi-kubernetes await.go), the namespace stays.
+    assert.deepEqual(deleted.filter((c) => c.type === "kubernetes:core/v1:Namespace"), []);
+    const moved = await renderChecked(() => members(["shop", "billing"], { existingNamespaces: ["default", "billing"] }));
+    assert.deepEqual(diff(before.resources, moved.resources).filter((c) => /Namespace$/.test(c.type)), []);
+  });
+
+  it("labels member namespaces for Pod Security unless told to leave them", async () => {
+    const labelled = await renderChecked(() => members(["shop"]));
+    assert.equal(find(labelled.resources, "NamespacePatch", "mesh-ns-shop").inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
+    const left = await renderChecked(() => members(["shop"], { podSecurity: "unmanaged" }));
+    assert.equal(find(left.resources, "NamespacePatch", "mesh-ns-shop").inputs.metadata.labels["pod-security.kubernetes.io/enforce"], undefined);
+    assert.throws(() => new mesh.Mesh("bad", { podSecurity: "baseline" as mesh.PodSecurity }), /field "podSecurity" is "baseline", not a Pod Security choice/);
+    await settle();
+    mocks.reset();
+  });
+});
+
+describe("components/real-cluster config and identity Secrets are updated in place", () => {
+  it("registers every mesh ConfigMap and Secret with a provider that sets both mutable flags", async () => {
+    const { resources } = await renderChecked(() => members(["shop"]));
+    const provider = find(resources, "kubernetes", "mesh-config-provider");
+    assert.equal(provider.type, "pulumi:providers:kubernetes");
+    const ref = (r: { provider: string }) => r.provider.slice(0, r.provider.lastIndexOf("::"));
+    for (const r of resources.filter((x) => x.inputs.kind === "ConfigMap" || x.inputs.kind === "Secret")) {
+      assert.equal(ref(r), provider.urn, `${r.inputs.kind} ${r.name} uses the mesh's provider`);
+    }
+    for (const r of resources.filter((x) => x.inputs.kind === "Deployment" || x.inputs.kind === "DaemonSet")) assert.equal(r.provider, "", `${r.name} keeps the user's provider`);
+  });
+
+  it("copies the stack's kubernetes:* cluster settings, so config lands in the same cluster", () => {
+    const config: Record<string, string> = { context: "kind-dev", namespace: "apps", enableServerSideApply: "false", renderYamlToDirectory: "out" };
+    assert.deepEqual(configProviderArgs((k) => config[k]), {
+      context: "kind-dev", namespace: "apps", renderYamlToDirectory: "out", enableServerSideApply: false,
+      enableConfigMapMutable: true, enableSecretMutable: true,
+    });
+  });
+
+  it("refuses a Mesh given a Kubernetes provider through its options without a configProvider, and takes one with it", async () => {
+    const { resources } = await render(() => {
+      const user = new k8s.Provider("user", { context: "prod" });
+      assert.throws(() => new mesh.Mesh("mesh", { now: NOW }, { provider: user }), /field "configProvider" is not set, but the Mesh got a Kubernetes provider.*Fix: pass configProvider/);
+      const configProvider = new k8s.Provider("user-config", { context: "prod", enableConfigMapMutable: true, enableSecretMutable: true });
+      const m = new mesh.Mesh("mesh2", { now: NOW, configProvider }, { provider: user });
+      new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api"), ports: [{ port: 8080 }] });
+    }).catch((e) => ({ resources: [], error: e }));
+    const cm = resources.find((r) => r.inputs.kind === "ConfigMap" && r.name === "api-mesh-config");
+    assert.ok(cm && cm.provider.includes("::user-config::"), "the given configProvider");
+  });
+});
+
+describe("components/real-cluster names the engine would refuse", () => {
+  const twoApis = (policy: boolean) => () => {
+    const m = new mesh.Mesh("mesh", { now: NOW });
+    const shop = new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api"), ports: [{ port: 8080 }] });
+    new mesh.MeshedWorkload(policy ? "api2" : "api", { mesh: m, namespace: "billing", containers: app("api"), ports: [{ port: 8080 }] });
+    if (policy) {
+      new mesh.AuthorizationPolicy("allow", { mesh: m, namespace: "shop", workload: shop, rules: [{ from: { namespaces: ["shop"] } }] });
+      const billing = new mesh.MeshedWorkload("other", { mesh: m, namespace: "billing", containers: app("api"), ports: [{ port: 8080 }] });
+      new mesh.AuthorizationPolicy("allow", { mesh: m, namespace: "billing", workload: billing, rules: [{ from: { namespaces: ["shop"] } }] });
+    }
+  };
+
+  it("the same workload or policy name in two namespaces: our error with the fix, before the engine's Duplicate resource URN", async () => {
+    for (const [policy, kind] of [[false, "MeshedWorkload"], [true, "AuthorizationPolicy"]] as const) {
+      let error: unknown;
+      try {
+        twoApis(policy)();
+      } catch (e) {
+        error = e;
+      }
+      assert.ok(error instanceof mesh.MeshInputError, `${kind}: ${error}`);
+      assert.match((error as Error).message, new RegExp(`^${kind} "(api|allow)": field "name" is already the name of the ${kind} in namespace "shop".*Duplicate resource URN.*Fix: give this one another name, e.g. "billing-`));
+      await settle();
+      mocks.reset();
+    }
+  });
+
+  it("the same name under parents of different types is fine (URNs carry the parents' type chain)", async () => {
+    const { resources } = await renderChecked(() => {
+      const m = new mesh.Mesh("mesh", { now: NOW });
+      const teamA = new pulumi.ComponentResource("acme:index:Shop", "a");
+      const teamB = new pulumi.ComponentResource("acme:index:Billing", "b");
+      new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api"), ports: [{ port: 8080 }] }, { parent: teamA });
+      new mesh.MeshedWorkload("api", { mesh: m, namespace: "billing", serviceAccount: "api", containers: app("api"), ports: [{ port: 8080 }] }, { parent: teamB });
+    }).catch((e) => assert.fail(String(e)));
+    const urns = resources.filter((r) => r.type === "mtls-mesh:index:MeshedWorkload").map((r) => r.urn);
+    assert.equal(new Set(urns).size, 2);
+    assert.ok(urns.some((u) => u.includes("::acme:index:Shop$mtls-mesh:index:MeshedWorkload::api")), urns.join(" "));
+    assert.ok(urns.some((u) => u.includes("::acme:index:Billing$mtls-mesh:index:MeshedWorkload::api")), urns.join(" "));
+    // Parents of one type do not tell URNs apart: refused, with our message.
+    assert.throws(() => {
+      const m = new mesh.Mesh("mesh", { now: NOW });
+      for (const team of ["a", "b"]) {
+        const parent = new pulumi.ComponentResource("acme:index:Team", team);
+        new mesh.MeshedWorkload("api", { mesh: m, namespace: team, containers: app("api") }, { parent });
+      }
+    }, /MeshedWorkload "api": field "name" is already the name of the MeshedWorkload in namespace "a"/);
+    await settle();
+    mocks.reset();
+  });
+
+  it("the mocks refuse a duplicate URN as the engine does", async () => {
+    await assert.rejects(
+      render(() => {
+        new k8s.core.v1.ConfigMap("same", { metadata: { name: "a" } });
+        new k8s.core.v1.ConfigMap("same", { metadata: { name: "b" } });
+      }),
+      /Duplicate resource URN 'urn:pulumi:test::mesh-test::kubernetes:core\/v1:ConfigMap::same'/,
+    );
+  });
+
+  it("a workload with a Service must start with a letter (DNS-1035); long service accounts fit their Secret", async () => {
+    assert.throws(
+      () => new mesh.MeshedWorkload("1api", { mesh: new mesh.Mesh("m1", { now: NOW }), namespace: "shop", containers: app("api"), ports: [{ port: 8080 }] }),
+      /MeshedWorkload "1api": field "name" is "1api", which starts with a digit.*DNS-1035.*Fix: start the name with a letter/,
+    );
+    await settle();
+    const sa = "a-service-account-name-that-is-sixty-characters-long-xxxxxxx";
+    assert.equal(sa.length, 60);
+    const { resources } = await renderChecked(() =>
+      new mesh.MeshedWorkload("api", { mesh: new mesh.Mesh("mesh", { now: NOW }), namespace: "shop", serviceAccount: sa, containers: app("api"), ports: [{ port: 8080 }] }),
+    );
+    object(resources, "Secret", `mesh-identity-${sa}`, "shop");
+  });
+});
+
+describe("components/real-cluster root rotation keeps the Mesh's CA", () => {
+  it("certificateAuthority.additionalTrustedRoots adds a root to every bundle without replacing the root, and protect guards it", async () => {
+    const before = await renderChecked(() => members(["shop"], { certificateAuthority: { protect: true } }));
+    const next = find(before.resources, "SelfSignedCert", "mesh-ca-root").outputs.certPem as string;
+    const after = await renderChecked(() => members(["shop"], { certificateAuthority: { protect: true, additionalTrustedRoots: [next] } }));
+    const changes = diff(before.resources, after.resources);
+    assert.deepEqual(changes.filter((c) => c.type.startsWith("tls:")), [], "no key or certificate is replaced or created");
+    assert.ok(changes.every((c) => c.op === "update" && c.type === "kubernetes:core/v1:Secret"), JSON.stringify(changes));
+    assert.equal(find(after.resources, "PrivateKey", "mesh-ca-root-key").protect, true);
+    assert.ok(find(after.resources, "PrivateKey", "mesh-ca-root-key").urn.endsWith("::mtls-mesh:index:Mesh$mtls-mesh:index:CertificateAuthority$tls:index/privateKey:PrivateKey::mesh-ca-root-key"));
+    assert.throws(() => new mesh.Mesh("twice", { ca: new mesh.CertificateAuthority("ca", { now: NOW }), certificateAuthority: {} }), /field "certificateAuthority" and "ca" are both set/);
+    await settle();
+    mocks.reset();
+  });
+});
+
+describe("components/real-cluster NetworkPolicies enforce only where the mode does", () => {
+  const policy = (mode: mesh.Mode) => () => {
+    const m = new mesh.Mesh("mesh", { now: NOW, mode });
+    const api = new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api"), ports: [{ name: "http", port: 8080 }] });
+    new mesh.AuthorizationPolicy("api-allow", { mesh: m, namespace: "shop", workload: api, rules: [{ from: { serviceAccounts: ["shop/web"] } }] });
+  };
+
+  it("disabled: the NetworkPolicy admits everyone, as the proxy does; permissive and strict: only the rule's peers", async () => {
+    const disabled = object((await renderChecked(policy("disabled"))).resources, "NetworkPolicy", "api-allow", "shop").inputs.spec;
+    assert.deepEqual(disabled.ingress, [{}]);
+    for (const mode of ["permissive", "strict"] as const) {
+      const spec = object((await renderChecked(policy(mode))).resources, "NetworkPolicy", "api-allow", "shop").inputs.spec;
+      assert.ok(spec.ingress.every((rule: object) => Object.keys(rule).length > 0), `${mode}: no allow-all rule`);
+      assert.ok(spec.ingress.some((rule: { from?: unknown[] }) => rule.from?.length === 1), `${mode}: shop/web`);
+    }
+  });
+});
