@@ -83,8 +83,11 @@ describe("proxy/redirect image (proxy/Dockerfile, read statically)", () => {
 
   it("enters through the package's mesh-proxy bin", () => {
     const entrypoint = runtime.instructions.find((line) => line.startsWith("ENTRYPOINT "));
-    assert.strictEqual(entrypoint, `ENTRYPOINT ["node", "/app/${pkg.bin["mesh-proxy"]}"]`);
+    // --openssl-config: the proxy's OpenSSL settings (no TLS 1.3 session tickets), shipped next to dist/.
+    assert.strictEqual(entrypoint, `ENTRYPOINT ["node", "--openssl-config=/app/proxy/openssl.cnf", "/app/${pkg.bin["mesh-proxy"]}"]`);
     assert.ok(runtime.instructions.includes("COPY --from=build /app/dist ./dist"), "the compiled tree is where the entrypoint points");
+    assert.ok(runtime.instructions.includes("COPY proxy/openssl.cnf ./proxy/openssl.cnf"), "the OpenSSL config is where the entrypoint points");
+    assert.ok(fs.existsSync(path.join(ROOT, "proxy", "openssl.cnf")));
   });
 
   it("ships production dependencies only", () => {
@@ -118,7 +121,13 @@ describe("proxy/redirect image (proxy/Dockerfile, read statically)", () => {
 
   it("compiles the proxy from proxy/ alone (no import reaches outside it but package.json)", () => {
     const copied = dockerfile.match(/^COPY (?!--from)(.+) \.\/?\S*$/gm) ?? [];
-    assert.deepStrictEqual(copied, ["COPY package.json package-lock.json ./", "COPY tsconfig.json ./", "COPY proxy ./proxy", "COPY package.json package-lock.json ./"]);
+    assert.deepStrictEqual(copied, [
+      "COPY package.json package-lock.json ./",
+      "COPY tsconfig.json ./",
+      "COPY proxy ./proxy",
+      "COPY package.json package-lock.json ./",
+      "COPY proxy/openssl.cnf ./proxy/openssl.cnf",
+    ]);
     const outside: string[] = [];
     (function walk(dir: string) {
       for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
