@@ -2,7 +2,8 @@
 // readiness probe and a `tcpSocket` liveness probe on its redirected port. The kubelet stand-in
 // runs the probes as the pod spec says, from the node; it has no mesh certificate, so the pod only
 // becomes Ready if the probes were rewritten to the proxy's admin port, and the proxy's gRPC health
-// check must report the app's own answer: NOT_SERVING takes the pod out of service. Root only.
+// check must report the app's own answer: NOT_SERVING takes the pod out of service. An unmeshed
+// copy of the app is the control for the kubelet stand-in's own gRPC probe. Root only.
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { rootProblem } from "./harness/cluster";
@@ -41,6 +42,12 @@ describe("e2e probes: grpc and tcpSocket probes of a strict workload", function 
     if (!run) return;
     const left = await run.down();
     assert.deepEqual(left, { namespaces: [], processes: [] });
+  });
+
+  it("control: the kubelet stand-in runs a gRPC probe itself, and an unmeshed gRPC server passes it", async () => {
+    const plain = run!.cluster.pod("legacy", "plain-health");
+    assert.equal(plain.ready, true);
+    assert.deepEqual(await plain.probe(plain.container("plain-health"), plain.container("plain-health").readinessProbe!), { ok: true, detail: "gRPC SERVING" });
   });
 
   it("the pod becomes Ready: its probes are the admin port's, and they pass", async () => {
