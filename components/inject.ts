@@ -1,8 +1,9 @@
 // Sidecar injection as a pure function: pod spec in, pod spec out (kubernetesx's PodBuilder
 // shape). It renders the pod contract of proxy/wellknown.ts: the redirect init container, the
 // proxy as a native sidecar, the identity and config volumes, and kubelet probes (httpGet, grpc,
-// tcpSocket) rewritten to the proxy's admin port. Mode and policy are NOT in here: they reach the proxy as config, so
-// a mode flip or a policy edit never changes a pod template and never restarts a pod.
+// tcpSocket) rewritten to the proxy's admin port. Mode and policy are NOT in here: they reach the
+// proxy as config, so a mode flip or a policy edit never changes a pod template and never
+// restarts a pod.
 import { FILE_NAMES, MOUNT_PATHS, PROBE_PATH_PREFIX, PROXY_PORTS, PROXY_UID, LABELS } from "../proxy/wellknown";
 import type { Input } from "@pulumi/pulumi";
 import type * as k8s from "@pulumi/kubernetes";
