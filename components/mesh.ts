@@ -229,6 +229,11 @@ export class Mesh extends pulumi.ComponentResource {
     this.importedServices = pulumi.output(args.importedServices ?? []) as pulumi.Output<DirectoryService[]>;
     this.services = this.ownServices();
 
+    if (args.proxyImage === undefined && args.proxyBuild === undefined) {
+      // Loud on every run: nothing is published under this name yet, so pods would sit in
+      // ImagePullBackOff until the provider's 10-minute await gives up.
+      pulumi.log.warn(`${label}: proxyImage is not set, so pods use ${DEFAULT_PROXY_IMAGE}, which is not published yet and will not pull. Build proxy/Dockerfile and push it (or \`kind load docker-image\` it), then set proxyImage; or set proxyBuild (README, "Building the proxy image").`, this);
+    }
     this.proxyImage = args.proxyBuild ? this.buildProxy(name, label, args.proxyBuild) : pulumi.output(checkPinnedImage(label, args.proxyImage ?? DEFAULT_PROXY_IMAGE));
     if (args.ca !== undefined && args.certificateAuthority !== undefined) {
       throw new MeshInputError(label, "certificateAuthority", "and \"ca\" are both set", "configure the CA the Mesh makes with certificateAuthority, or pass your own with ca; not both");

@@ -42,7 +42,9 @@ export interface MeshTransformOptions {
   select?: (args: pulumi.ResourceTransformArgs) => boolean;
   /**
    * How long workload.json waits for the transform to see its Deployment before failing the
-   * update with an error naming it (a listed Deployment the transform never saw). Default 120 s.
+   * update with an error naming it (a listed Deployment the transform never saw). The clock starts
+   * when the mesh has rendered its config, but a Deployment reaches the transform only once all
+   * its inputs resolved (an image built by docker-build, say), so leave room. Default 1800 s.
    */
   waitSeconds?: number;
 }
@@ -58,6 +60,13 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
   readonly identity: WorkloadIdentity;
   readonly configMap: k8s.core.v1.ConfigMap;
   readonly configMapName: string;
+  /**
+   * What the Deployment must wait for: the identity Secret and the two ConfigMaps. Custom
+   * resources, not this component: a transform's `dependsOn` reaches the engine as URNs, and a
+   * component's URN does not stand for its children there (the SDK expands a component only for
+   * resources it registers itself).
+   */
+  readonly podDependencies: pulumi.Resource[];
   /** workload.json; fails (naming the Deployment) if the transform never sees the Deployment. */
   readonly workloadConfig: pulumi.Output<string>;
   readonly mode?: Mode;
@@ -90,7 +99,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       { ca: mesh.ca, trustDomain: mesh.trustDomain, namespace: this.namespace, serviceAccount: this.serviceAccountName, now: mesh.now, ...w.identity, secretProvider: mesh.configProvider },
       inNamespace,
     );
-    mesh.directoryConfigMap(this.namespace);
+    const directory = mesh.directoryConfigMap(this.namespace);
     mesh.registry.registerWorkload({
       key: `${this.namespace}/${this.workloadName}`,
       label,
@@ -102,15 +111,20 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     });
 
     const facts = new Promise<{ probes: Probe[]; containerPorts: number[] }>((resolve, reject) => (this.podFacts = { resolve, reject }));
-    const timer = setTimeout(
-      () =>
-        this.podFacts.reject(
-          new MeshInputError(label, "workloads", `lists a Deployment that the transform never saw within ${waitSeconds} s`, `attach the transform to Deployment ${this.namespace}/${this.workloadName} (transforms: [t] or pulumi.runtime.registerResourceTransform(t)) and label it ${INJECT_LABEL}: "true", or remove it from the list`),
-        ),
-      waitSeconds * 1000,
-    );
-    timer.unref();
-    facts.finally(() => clearTimeout(timer)).catch(() => undefined);
+    // Counted from the sealing of the registry (the program's synchronous part is done), not from
+    // construction. unref: the timer alone never keeps the program alive.
+    void mesh.registry.snapshot.then(() => {
+      if (this.seen) return;
+      const timer = setTimeout(
+        () =>
+          this.podFacts.reject(
+            new MeshInputError(label, "workloads", `lists a Deployment that the transform never saw within ${waitSeconds} s`, `attach the transform to Deployment ${this.namespace}/${this.workloadName} (transforms: [t] or pulumi.runtime.registerResourceTransform(t)) and label it ${INJECT_LABEL}: "true", or remove it from the list, or raise waitSeconds if its inputs take longer to resolve`),
+          ),
+        waitSeconds * 1000,
+      );
+      timer.unref();
+      facts.finally(() => clearTimeout(timer)).catch(() => undefined);
+    });
 
     this.configMapName = `${this.workloadName}-mesh-config`;
     const plan = facts.then((f) => planPorts({ label, field: "ports", ports: this.ports, containerPorts: f.containerPorts, excludeInboundPorts: mesh.excludeInboundPorts, modes }));
@@ -134,6 +148,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       },
       { ...inNamespace, provider: mesh.configProvider },
     );
+    this.podDependencies = [...(ns ? [ns] : []), this.identity.secret, this.configMap, directory];
     this.registerOutputs({ spiffeId: this.identity.spiffeId });
   }
 
@@ -182,11 +197,11 @@ function optedIn(args: pulumi.ResourceTransformArgs): boolean {
 }
 
 /** The user's dependsOn (one resource, a list, or an output of either) plus `extra`. */
-function withDependency(existing: pulumi.ResourceOptions["dependsOn"], extra: pulumi.Resource): pulumi.ResourceOptions["dependsOn"] {
-  if (existing === undefined) return [extra];
-  if (Array.isArray(existing)) return [...existing, extra];
-  if (pulumi.Resource.isInstance(existing)) return [existing, extra];
-  return pulumi.output(existing as pulumi.Input<pulumi.Resource | pulumi.Resource[]>).apply((deps) => [...(Array.isArray(deps) ? deps : [deps]), extra]);
+function withDependencies(existing: pulumi.ResourceOptions["dependsOn"], extra: pulumi.Resource[]): pulumi.ResourceOptions["dependsOn"] {
+  if (existing === undefined) return extra;
+  if (Array.isArray(existing)) return [...existing, ...extra];
+  if (pulumi.Resource.isInstance(existing)) return [existing, ...extra];
+  return pulumi.output(existing as pulumi.Input<pulumi.Resource | pulumi.Resource[]>).apply((deps) => [...(Array.isArray(deps) ? deps : [deps]), ...extra]);
 }
 
 /**
@@ -199,7 +214,7 @@ export function meshTransform(mesh: Mesh, options: MeshTransformOptions): MeshTr
   if (!options || !Array.isArray(options.workloads)) {
     throw new MeshInputError(label, "workloads", "is missing", "list the Deployments to mesh: [{ namespace, name, ports }]");
   }
-  const waitSeconds = options.waitSeconds ?? 120;
+  const waitSeconds = options.waitSeconds ?? 1800;
   const workloads = new Map<string, TransformedWorkload>();
   for (const w of options.workloads) {
     const key = `${w.namespace}/${w.name}`;
@@ -210,7 +225,12 @@ export function meshTransform(mesh: Mesh, options: MeshTransformOptions): MeshTr
   const transform = ((args: pulumi.ResourceTransformArgs) => {
     if (args.type !== DEPLOYMENT_TYPE || !select(args)) return undefined;
     const props = args.props as { metadata?: { name?: string; namespace?: string; labels?: Record<string, string> }; spec?: { template?: { metadata?: Record<string, unknown>; spec?: PodSpecLike } } };
-    const namespace = props.metadata?.namespace ?? "default";
+    const namespace = props.metadata?.namespace;
+    if (namespace === undefined) {
+      // Its namespace would come from the provider's `namespace` setting (or the kubeconfig's), which
+      // a transform cannot read; guessing "default" would mesh it with the wrong identity.
+      throw new MeshInputError(componentLabel("meshTransform", args.name), "metadata.namespace", "is not set on a Deployment that opted in to the mesh", "set metadata.namespace on the Deployment explicitly");
+    }
     const name = props.metadata?.name ?? args.name;
     const member = workloads.get(`${namespace}/${name}`);
     if (!member) {
@@ -232,7 +252,7 @@ export function meshTransform(mesh: Mesh, options: MeshTransformOptions): MeshTr
         },
       },
       // Like MeshedWorkload's Deployment: created only once its identity Secret and ConfigMap exist.
-      opts: { ...args.opts, dependsOn: withDependency(args.opts.dependsOn, member) },
+      opts: { ...args.opts, dependsOn: withDependencies(args.opts.dependsOn, member.podDependencies) },
     };
   }) as MeshTransform;
   Object.defineProperty(transform, "workloads", { value: workloads });

@@ -26,7 +26,8 @@ if (!Number.isInteger(stage) || stage < 0 || stage >= STAGES.length) {
 }
 const { mode, namespaceModes, why } = STAGES[stage];
 
-const m = new mesh.Mesh("mesh", { trustDomain: "cluster.local", mode, namespaceModes });
+// Required: no mesh-proxy image is published yet (README, "Building the proxy image").
+const m = new mesh.Mesh("mesh", { trustDomain: "cluster.local", mode, namespaceModes, proxyImage: new pulumi.Config().require("proxyImage") });
 
 const payments = new mesh.MeshedWorkload("payments", {
   mesh: m,

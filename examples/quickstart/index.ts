@@ -6,14 +6,17 @@ import * as k8s from "@pulumi/kubernetes";
 import * as mesh from "pulumi-mtls-mesh";
 
 const config = new pulumi.Config();
-const proxyImage = config.get("proxyImage");
+// No mesh-proxy image is published yet: build proxy/Dockerfile and push it (or `kind load` it),
+// then `pulumi config set proxyImage <ref>`. Required, so `pulumi up` stops here with Pulumi's
+// own message instead of leaving pods in ImagePullBackOff for a 10-minute await.
+const proxyImage = config.require("proxyImage");
 
 // The Mesh creates namespace "mesh-system", the CA, the node proxy and, on first use, the
 // namespaces its workloads live in ("shop" here).
 const m = new mesh.Mesh("mesh", {
   trustDomain: "cluster.local",
   mode: (config.get("mode") ?? "strict") as mesh.Mode,
-  ...(proxyImage ? { proxyImage } : {}),
+  proxyImage,
 });
 
 const api = new mesh.MeshedWorkload("api", {

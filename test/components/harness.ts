@@ -83,9 +83,13 @@ export function diff(before: Resources, after: Resources): Change[] {
 
 const QUICKSTART = path.resolve(__dirname, "../../examples/quickstart/index.js");
 
+/** The proxyImage the examples require; the tests set it as a user would (`pulumi config set`). */
+export const EXAMPLE_PROXY_IMAGE = "ghcr.io/acme/mesh-proxy:0.1.0";
+
 /** Evaluates examples/quickstart unmodified, with the given stack config (e.g. { mode: "permissive" }). */
 export async function renderQuickstart(config: Record<string, string> = {}) {
-  pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${pulumi.getProject()}:${k}`, v])));
+  const all = { proxyImage: EXAMPLE_PROXY_IMAGE, ...config };
+  pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(all).map(([k, v]) => [`${pulumi.getProject()}:${k}`, v])));
   delete require.cache[QUICKSTART];
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return renderChecked(() => require(QUICKSTART) as Record<string, unknown>);

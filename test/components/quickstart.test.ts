@@ -1,13 +1,12 @@
 // examples/quickstart evaluated unmodified under the shared mocks: what it registers, the pod
 // contract it renders, the certificates it asks for, and the config it hands the proxies.
-import { Resources, descendants, directoryJson, find, object, renderQuickstart, workloadJson } from "./harness";
+import { EXAMPLE_PROXY_IMAGE, Resources, descendants, directoryJson, find, object, renderQuickstart, workloadJson } from "./harness";
 import "reflect-metadata";
 import * as assert from "node:assert/strict";
 import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { parseDirectoryConfig, parseWorkloadConfig } from "../../proxy/config";
 import { clusterIpFor } from "../support/pulumi-mocks";
-import { DEFAULT_PROXY_IMAGE } from "../../components/mesh";
 import { LEAF_ALLOWED_USES } from "../../components/identity";
 
 describe("components/quickstart example under mocks", function () {
@@ -54,8 +53,8 @@ describe("components/quickstart example under mocks", function () {
     assert.equal(pod.serviceAccountName, "api");
     assert.deepEqual(pod.initContainers.map((c: any) => c.name), ["mesh-init", "mesh-proxy"]);
     assert.deepEqual(pod.initContainers[0].args, ["init", "--inbound-ports", "8080", "--proxy-uid", "1337"]);
-    assert.equal(pod.initContainers[0].image, DEFAULT_PROXY_IMAGE);
-    assert.equal(pod.initContainers[1].image, DEFAULT_PROXY_IMAGE);
+    assert.equal(pod.initContainers[0].image, EXAMPLE_PROXY_IMAGE);
+    assert.equal(pod.initContainers[1].image, EXAMPLE_PROXY_IMAGE);
     assert.equal(pod.initContainers[1].restartPolicy, "Always");
     assert.equal(pod.initContainers[1].securityContext.runAsUser, 1337);
     assert.deepEqual(pod.volumes.map((v: any) => v.name), ["mesh-identity", "mesh-config"]);
@@ -226,7 +225,7 @@ describe("components/quickstart example under mocks", function () {
   it("exports the mode, the proxy image, the trust bundle and the identities", async () => {
     const { valueOf } = await import("../support/pulumi-mocks");
     assert.equal(await valueOf(exported.mode), "strict");
-    assert.equal(await valueOf(exported.proxyImageRef), DEFAULT_PROXY_IMAGE);
+    assert.equal(await valueOf(exported.proxyImageRef), EXAMPLE_PROXY_IMAGE);
     assert.match(await valueOf(exported.trustBundle), /BEGIN CERTIFICATE/);
     assert.deepEqual(exported.identities, {
       api: "spiffe://cluster.local/ns/shop/sa/api",

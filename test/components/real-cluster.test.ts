@@ -183,3 +183,31 @@ describe("components/real-cluster NetworkPolicies enforce only where the mode do
     }
   });
 });
+
+describe("components/real-cluster meshTransform under the real engine", () => {
+  const deployment = (metadata: Record<string, unknown>) => ({
+    type: "kubernetes:apps/v1:Deployment",
+    name: "invoices",
+    props: { metadata: { labels: { "mtls-mesh.io/inject": "true" }, ...metadata }, spec: { template: { spec: { containers: [{ name: "app", image: "x:1", ports: [{ containerPort: 8080 }] }] } } } },
+    opts: {},
+  }) as unknown as pulumi.ResourceTransformArgs;
+
+  it("hands the engine custom resources to wait for (a transform's dependsOn travels as URNs; a component's would not cover its children)", async () => {
+    await renderChecked(() => {
+      const m = members(["shop"]);
+      const t = mesh.meshTransform(m, { workloads: [{ namespace: "billing", name: "invoices", ports: [{ port: 8080 }] }] });
+      const out = t(deployment({ name: "invoices", namespace: "billing" }));
+      const deps = out!.opts!.dependsOn as pulumi.Resource[];
+      assert.ok(deps.length >= 3 && deps.every((d) => pulumi.CustomResource.isInstance(d)), "custom resources only");
+      assert.ok(deps.includes(m.directoryConfigMap("billing")), "the directory ConfigMap too");
+    });
+  });
+
+  it("refuses an opted-in Deployment without metadata.namespace (the provider's namespace is unknown to a transform)", async () => {
+    await renderChecked(() => {
+      const t = mesh.meshTransform(members(["shop"]), { workloads: [{ namespace: "billing", name: "invoices" }] });
+      assert.throws(() => t(deployment({ name: "invoices" })), /field "metadata.namespace" is not set.*Fix: set metadata.namespace/);
+      t(deployment({ name: "invoices", namespace: "billing" }));
+    });
+  });
+});

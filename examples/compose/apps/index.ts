@@ -20,7 +20,7 @@ const m = new mesh.Mesh("billing-mesh", {
   namespace: "billing-mesh",
   // The platform stack runs the node proxy and owns its proxy image.
   nodeProxy: false,
-  proxyImage: config.get("proxyImage") ?? "ghcr.io/acme/mesh-proxy:0.1.0",
+  proxyImage: config.require("proxyImage"),
   // Our clients originate mTLS to the platform's services too.
   importedServices: platform.requireOutput("services") as pulumi.Output<mesh.DirectoryService[]>,
   // This program creates namespace billing itself (below).

@@ -1,10 +1,11 @@
 // compose, program 1 of 2 (the platform team's stack): the CA, the node proxy and the mesh's own
 // services. It exports what the application teams' programs need to join the same mesh.
+import * as pulumi from "@pulumi/pulumi";
 import * as mesh from "pulumi-mtls-mesh";
 
 // protect: a `pulumi destroy` or an accidental replacement of the root would cut every pod off.
 const ca = new mesh.CertificateAuthority("platform-ca", { protect: true });
-const m = new mesh.Mesh("platform", { trustDomain: "prod.acme.internal", mode: "strict", ca });
+const m = new mesh.Mesh("platform", { trustDomain: "prod.acme.internal", mode: "strict", ca, proxyImage: new pulumi.Config().require("proxyImage") });
 
 new mesh.MeshedWorkload("accounts", {
   mesh: m,

@@ -41,8 +41,11 @@ moduleInternals._resolveFilename = function (request: string, ...rest: unknown[]
 };
 
 (async () => {
+  // The examples require proxyImage (none is published); the harness runs the proxy from this
+  // checkout whatever the reference says.
+  const config = { proxyImage: "ghcr.io/acme/mesh-proxy:0.1.0", ...request.config };
   pulumi.runtime.setAllConfig(
-    Object.fromEntries(Object.entries(request.config).map(([k, v]) => [k.includes(":") ? k : `${request.project}:${k}`, v])),
+    Object.fromEntries(Object.entries(config).map(([k, v]) => [k.includes(":") ? k : `${request.project}:${k}`, v])),
   );
   await pulumi.runtime.setMocks(engine, request.project, request.stack, false);
   require(request.program);
