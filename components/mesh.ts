@@ -12,6 +12,7 @@ const POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce";
 import type { AuthorizationRule, DirectoryService, Probe, Transport } from "../proxy/config";
 import { CertificateAuthority, CertificateAuthorityArgs } from "./ca";
 import { makeConfigProvider } from "./config-provider";
+import { checkRenewalSupport } from "./engine-check";
 import { WorkloadIdentity } from "./workload-identity";
 import { resolveMode } from "./mode";
 import { MeshRegistry, RegistrySnapshot } from "./registry";
@@ -238,6 +239,7 @@ export class Mesh extends pulumi.ComponentResource {
     if (args.ca !== undefined && args.certificateAuthority !== undefined) {
       throw new MeshInputError(label, "certificateAuthority", "and \"ca\" are both set", "configure the CA the Mesh makes with certificateAuthority, or pass your own with ca; not both");
     }
+    void checkRenewalSupport(this);
     this.ca = args.ca ?? new CertificateAuthority(`${name}-ca`, { ...args.certificateAuthority, now: this.now }, { parent: this });
     this.trustBundlePem = this.ca.trustBundlePem;
     this.mode = pulumi.output(this.defaultMode);

@@ -122,14 +122,15 @@ describe("components/inject injectSidecar", () => {
     const app = podSpec.containers[0] as Record<string, any>;
     assert.deepEqual(app.livenessProbe, { httpGet: { path: "/app-health/api/livez", port: 15021, scheme: "HTTP" }, periodSeconds: 7 });
     assert.deepEqual(app.readinessProbe, { httpGet: { path: "/app-health/api/readyz", port: 15021, scheme: "HTTP", httpHeaders: [{ name: "X-Probe", value: "1" }] } }, "headers stay: kubelet sends them to the proxy, which passes them on");
-    assert.deepEqual(app.startupProbe, { tcpSocket: { port: 8080 } }, "non-HTTP probes are left alone");
+    assert.deepEqual(app.startupProbe, { httpGet: { path: "/app-health/api/startupz", port: 15021, scheme: "HTTP" } }, "tcpSocket probes go through the admin port too");
     assert.deepEqual(probes, [
       { path: "/app-health/api/livez", port: 8080, targetPath: "/live", scheme: "HTTP" },
       { path: "/app-health/api/readyz", port: 9090, targetPath: "/ready", scheme: "HTTPS", headers: [{ name: "X-Probe", value: "1" }] },
+      { kind: "tcpSocket", path: "/app-health/api/startupz", port: 8080 },
     ]);
     // Everything else about the app container is untouched.
-    const { livenessProbe: _l, readinessProbe: _r, ...rest } = app;
-    const { livenessProbe: _ol, readinessProbe: _or, ...original } = appPod().containers[0];
+    const { livenessProbe: _l, readinessProbe: _r, startupProbe: _s, ...rest } = app;
+    const { livenessProbe: _ol, readinessProbe: _or, startupProbe: _os, ...original } = appPod().containers[0];
     assert.deepEqual(rest, original);
   });
 

@@ -211,3 +211,26 @@ describe("components/real-cluster meshTransform under the real engine", () => {
     });
   });
 });
+
+describe("components/real-cluster renewal needs Pulumi 3.208", () => {
+  it("fails the update (an error log) on an engine without replacementTrigger, and is silent on one with it", async () => {
+    const { checkRenewalSupport, engineSupports, renewalProblem } = await import("../../components/engine-check");
+    assert.match(renewalProblem(false)!, /ignores the replacementTrigger option.*Fix: upgrade the Pulumi CLI to 3\.208\.0 or later/);
+    assert.equal(renewalProblem(true), undefined);
+    const logged: string[] = [];
+    const original = pulumi.log.error;
+    (pulumi.log as { error: unknown }).error = async (message: string) => void logged.push(message);
+    try {
+      const m = members([]);
+      await checkRenewalSupport(m, async (feature) => feature !== "replacementTrigger");
+      await checkRenewalSupport(m, async () => true);
+    } finally {
+      (pulumi.log as { error: unknown }).error = original;
+    }
+    assert.equal(logged.length, 1);
+    // The mock monitor answers like a current engine.
+    assert.equal(await engineSupports("replacementTrigger"), true);
+    await settle();
+    mocks.reset();
+  });
+});
