@@ -14,6 +14,9 @@ export interface ControlPlaneResult {
   resources?: number;
   /** Resources named after a workload (its component and children). */
   workloadResources?: number;
+  /** The directory ConfigMap's key ("directory.json" or "directory.json.gz") and payload size (base64 for gzip). */
+  directoryForm?: string;
+  directoryBytes?: number;
   error?: string;
 }
 
@@ -26,7 +29,7 @@ export async function runControlPlane(sizes: number[], progress: (l: string) => 
       const out = await run(`control plane ${n}`, process.execPath, [CHILD, String(n)], { timeoutMs: 600_000 });
       const r = JSON.parse(out.trim().split("\n").pop()!) as ControlPlaneResult;
       results.push(r);
-      progress(`control plane ${n} workloads: ${r.seconds.toFixed(2)} s, peak RSS ${r.maxRssMB.toFixed(0)} MB, ${r.resources} resources`);
+      progress(`control plane ${n} workloads: ${r.seconds.toFixed(2)} s, peak RSS ${r.maxRssMB.toFixed(0)} MB, ${r.resources} resources, directory ${r.directoryForm} ${r.directoryBytes} B`);
     } catch (err) {
       results.push({ workloads: n, seconds: NaN, maxRssMB: NaN, heapUsedMB: NaN, error: (err as Error).message.split("\n")[0] });
       progress(`control plane ${n} workloads FAILED: ${(err as Error).message}`);

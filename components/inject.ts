@@ -208,7 +208,9 @@ export function meshVolumes(options: InjectOptions): k8s.types.input.core.v1.Vol
       projected: {
         sources: [
           { configMap: { name: options.workloadConfigMapName, items: [{ key: FILE_NAMES.workload, path: FILE_NAMES.workload }] } },
-          { configMap: { name: options.directoryConfigMapName, items: [{ key: FILE_NAMES.directory, path: FILE_NAMES.directory }] } },
+          // Every key: the directory is directory.json or, past a size, directory.json.gz, and
+          // switching must not change the pod template.
+          { configMap: { name: options.directoryConfigMapName } },
         ],
       },
     },

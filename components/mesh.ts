@@ -13,6 +13,7 @@ import type { AuthorizationRule, DirectoryService, Probe, Transport } from "../p
 import { CertificateAuthority, CertificateAuthorityArgs } from "./ca";
 import { makeConfigProvider } from "./config-provider";
 import { checkRenewalSupport } from "./engine-check";
+import { DirectoryData, directoryData } from "./directory-data";
 import { WorkloadIdentity } from "./workload-identity";
 import { resolveMode } from "./mode";
 import { MeshRegistry, RegistrySnapshot } from "./registry";
@@ -190,6 +191,7 @@ export class Mesh extends pulumi.ComponentResource {
   private readonly namespaces = new Map<string, pulumi.Resource | undefined>();
   private readonly directories = new Map<string, k8s.core.v1.ConfigMap>();
   private directoryText?: pulumi.Output<string>;
+  private directoryContents?: pulumi.Output<DirectoryData>;
 
   constructor(name: string, args: MeshArgs = {}, opts?: pulumi.ComponentResourceOptions) {
     super("mtls-mesh:index:Mesh", name, {}, opts);
@@ -309,13 +311,20 @@ export class Mesh extends pulumi.ComponentResource {
         `${this.meshName}-directory-${namespace}`,
         {
           metadata: { name: this.directoryConfigMapName, namespace, labels: { [LABELS.managedBy]: "pulumi-mtls-mesh" } },
-          data: { [FILE_NAMES.directory]: this.directory() },
+          data: this.directoryData().apply((d) => d.data),
+          binaryData: this.directoryData().apply((d) => d.binaryData),
         },
         { parent: this, dependsOn: ns ? [ns] : [], provider: this.configProvider },
       );
       this.directories.set(namespace, cm);
     }
     return cm;
+  }
+
+  /** The directory ConfigMaps' contents: directory.json, or directory.json.gz when large. */
+  private directoryData(): pulumi.Output<DirectoryData> {
+    this.directoryContents ??= pulumi.all([this.directory(), this.services, this.importedServices]).apply(([text, own, imported]) => directoryData(text, own.length + imported.length));
+    return this.directoryContents;
   }
 
   /** directory.json: every meshed Service (this mesh's and imported ones) with its ClusterIP, names, port modes, SPIFFE ID. */

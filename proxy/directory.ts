@@ -18,10 +18,25 @@ function normalizeAddress(address: string): string {
   return lower.startsWith("::ffff:") && net.isIPv4(lower.slice(7)) ? lower.slice(7) : lower;
 }
 
+type Services = DirectoryConfig["services"];
+
+/** Services by address, built once per loaded directory: a mesh of 10,000 services is no scan per connection. */
+const indexes = new WeakMap<DirectoryConfig, Map<string, Services>>();
+
+function byAddress(directory: DirectoryConfig): Map<string, Services> {
+  let index = indexes.get(directory);
+  if (!index) {
+    index = new Map();
+    for (const service of directory.services) {
+      for (const address of new Set(service.addresses.map(normalizeAddress))) index.set(address, [...(index.get(address) ?? []), service]);
+    }
+    indexes.set(directory, index);
+  }
+  return index;
+}
+
 export function lookupDestination(directory: DirectoryConfig, address: string, port: number): DirectoryMatch | undefined {
-  const wanted = normalizeAddress(address);
-  for (const service of directory.services) {
-    if (!service.addresses.some((a) => normalizeAddress(a) === wanted)) continue;
+  for (const service of byAddress(directory).get(normalizeAddress(address)) ?? []) {
     // A pod IP is dialled on the target port, a ClusterIP on the service port.
     const entry = service.ports.find((p) => p.port === port) ?? service.ports.find((p) => p.targetPort === port);
     if (!entry) continue;

@@ -127,7 +127,7 @@ export async function startProxy(settings: Settings, options: ProxyOptions = {})
 
   const configFiles =
     settings.source.kind === "directory"
-      ? [path.join(settings.source.path, FILE_NAMES.workload), path.join(settings.source.path, FILE_NAMES.directory)]
+      ? [FILE_NAMES.workload, FILE_NAMES.directory, FILE_NAMES.directoryGzip].map((name) => path.join(settings.source.path, name))
       : [settings.source.path];
   const idFiles = Object.values(identityFiles(settings.identityDir));
   let configHash = hashFiles(configFiles);

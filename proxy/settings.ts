@@ -6,6 +6,7 @@
 // Everything is validated here, once; the rest of the proxy trusts Settings.
 import * as fs from "fs";
 import * as path from "path";
+import * as zlib from "zlib";
 import {
   ConfigError,
   DirectoryConfig,
@@ -86,10 +87,15 @@ const TRANSPARENT_OUTBOUND: OutboundListener[] = [
   { host: "::1", port: PROXY_PORTS.outbound, optional: true },
 ];
 
+/** A decompressed directory larger than this is refused (a gzip bomb must not take the proxy down). */
+const MAX_DIRECTORY_BYTES = 64 * 1024 * 1024;
+
 function readJson(file: string): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file, "utf8");
+    text = file.endsWith(".gz")
+      ? zlib.gunzipSync(fs.readFileSync(file), { maxOutputLength: MAX_DIRECTORY_BYTES }).toString("utf8")
+      : fs.readFileSync(file, "utf8");
   } catch (error) {
     throw new ConfigError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
@@ -111,7 +117,9 @@ function statOrFail(target: string): fs.Stats {
 /** Reads the two documents of a config directory. */
 export function loadMeshConfig(source: { kind: "directory"; path: string }): MeshConfig {
   const workloadFile = path.join(source.path, FILE_NAMES.workload);
-  const directoryFile = path.join(source.path, FILE_NAMES.directory);
+  // A large mesh's directory comes compressed; the ConfigMap holds one form or the other.
+  const gzipFile = path.join(source.path, FILE_NAMES.directoryGzip);
+  const directoryFile = fs.existsSync(gzipFile) ? gzipFile : path.join(source.path, FILE_NAMES.directory);
   const workload = parseWorkloadConfig(readJson(workloadFile), workloadFile);
   // A workload that calls no meshed service may have no directory yet.
   const directory = fs.existsSync(directoryFile)

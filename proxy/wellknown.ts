@@ -30,6 +30,8 @@ export const FILE_NAMES = {
   trustBundle: "ca.crt",
   workload: "workload.json",
   directory: "directory.json",
+  /** The directory gzip-compressed, when its text would not fit a ConfigMap (components/directory-data.ts). */
+  directoryGzip: "directory.json.gz",
 } as const;
 
 /** Kubelet probes are rewritten to the admin port under this prefix: /app-health/<container>/<probe>. */

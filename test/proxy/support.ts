@@ -276,7 +276,7 @@ let generation = 0;
  * timestamped directory, an atomic rename of the `..data` symlink, and per-file symlinks
  * through `..data`.
  */
-export function kubeletWrite(dir: string, files: Record<string, string>): void {
+export function kubeletWrite(dir: string, files: Record<string, string | Buffer>): void {
   fs.mkdirSync(dir, { recursive: true });
   const stamp = `..${Date.now()}_${++generation}`;
   fs.mkdirSync(path.join(dir, stamp));
