@@ -340,13 +340,13 @@ export class Mesh extends pulumi.ComponentResource {
     return pulumi.output(this.registry.snapshot).apply((snapshot: RegistrySnapshot) => {
       const served = snapshot.workloads.filter((w) => w.service);
       return pulumi
-        .all(served.map((w) => pulumi.output(w.service!.clusterIP as pulumi.Input<string>)))
+        .all(served.map((w) => pulumi.output(w.service!.clusterIPs as pulumi.Input<string[]>)))
         .apply((ips) =>
           served.map((w, i) => ({
             namespace: w.namespace,
             name: w.service!.name,
             spiffeId: w.spiffeId,
-            addresses: ips[i] && ips[i] !== "None" ? [ips[i]] : [],
+            addresses: (ips[i] ?? []).filter((ip) => ip && ip !== "None"),
             hostnames: serviceHostnames(w.service!.name, w.namespace, this.clusterDomain),
             ports: w.service!.ports.map((p) => ({ port: p.port, targetPort: p.targetPort, mode: p.mode })),
           })),

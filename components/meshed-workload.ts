@@ -177,7 +177,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
       serviceAccount: this.serviceAccountName,
       spiffeId: this.spiffeId,
       service: this.service
-        ? { name, clusterIP: this.service.spec.clusterIP, ports: this.portPlan.servicePorts }
+        ? { name, clusterIPs: clusterIPs(this.service), ports: this.portPlan.servicePorts }
         : undefined,
     });
 
@@ -241,6 +241,11 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
       serviceHost: this.serviceHost,
     });
   }
+}
+
+/** `spec.clusterIPs` (every family), with `spec.clusterIP` for an API server that reports only it. */
+function clusterIPs(service: k8s.core.v1.Service): pulumi.Output<string[]> {
+  return pulumi.all([service.spec.clusterIP, service.spec.clusterIPs]).apply(([ip, ips]) => [...new Set([ip, ...(ips ?? [])].filter((x): x is string => !!x))]);
 }
 
 /** App containers must be plain where the mesh reads them (name, ports, probes). */

@@ -30,8 +30,11 @@ export interface RegisteredWorkload {
   /** The Service clients dial; absent for clients without ports. */
   service?: {
     name: string;
-    /** Resolved later (the Service's ClusterIP); the registry only carries it. */
-    clusterIP: unknown;
+    /**
+     * Resolved later: the Service's ClusterIPs, both families on a dual-stack cluster (a client
+     * resolving the AAAA record dials the IPv6 one); the registry only carries them.
+     */
+    clusterIPs: unknown;
     ports: RegisteredServicePort[];
   };
 }

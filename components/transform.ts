@@ -32,7 +32,7 @@ export interface TransformWorkload {
   /** The Service ports clients use (for the directory and policies). */
   ports?: WorkloadPort[];
   /** The Service the program declares for it: its name and ClusterIP go into the directory. */
-  service?: { name: string; clusterIP: pulumi.Input<string> };
+  service?: { name: string; clusterIP: pulumi.Input<string>; /** Every family's ClusterIP on a dual-stack cluster (the Service's spec.clusterIPs). */ clusterIPs?: pulumi.Input<string[]> };
   identity?: { validityHours?: number; renewBeforeHours?: number; dnsNames?: string[] };
 }
 
@@ -107,7 +107,9 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       name: this.workloadName,
       serviceAccount: this.serviceAccountName,
       spiffeId: this.identity.spiffeId,
-      service: w.service ? { name: w.service.name, clusterIP: w.service.clusterIP, ports: this.portPlan.servicePorts } : undefined,
+      service: w.service
+        ? { name: w.service.name, clusterIPs: pulumi.all([w.service.clusterIP, w.service.clusterIPs ?? []]).apply(([ip, ips]) => [...new Set([ip, ...ips])]), ports: this.portPlan.servicePorts }
+        : undefined,
     });
 
     const facts = new Promise<{ probes: Probe[]; containerPorts: number[] }>((resolve, reject) => (this.podFacts = { resolve, reject }));

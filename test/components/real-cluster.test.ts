@@ -184,13 +184,16 @@ describe("components/real-cluster NetworkPolicies enforce only where the mode do
   });
 });
 
+/** An opted-in Deployment as a transform receives it. */
+const deployment = (metadata: Record<string, unknown>) => ({
+  custom: true,
+  type: "kubernetes:apps/v1:Deployment",
+  name: "invoices",
+  props: { metadata: { labels: { "mtls-mesh.io/inject": "true" }, ...metadata }, spec: { selector: { matchLabels: { app: "invoices" } }, template: { metadata: { labels: { app: "invoices" } }, spec: { containers: [{ name: "app", image: "x:1", ports: [{ containerPort: 8080 }] }] } } } },
+  opts: {},
+}) as unknown as pulumi.ResourceTransformArgs;
+
 describe("components/real-cluster meshTransform under the real engine", () => {
-  const deployment = (metadata: Record<string, unknown>) => ({
-    type: "kubernetes:apps/v1:Deployment",
-    name: "invoices",
-    props: { metadata: { labels: { "mtls-mesh.io/inject": "true" }, ...metadata }, spec: { template: { spec: { containers: [{ name: "app", image: "x:1", ports: [{ containerPort: 8080 }] }] } } } },
-    opts: {},
-  }) as unknown as pulumi.ResourceTransformArgs;
 
   it("hands the engine custom resources to wait for (a transform's dependsOn travels as URNs; a component's would not cover its children)", async () => {
     await renderChecked(() => {
@@ -232,5 +235,19 @@ describe("components/real-cluster renewal needs Pulumi 3.208", () => {
     assert.equal(await engineSupports("replacementTrigger"), true);
     await settle();
     mocks.reset();
+  });
+});
+
+describe("components/real-cluster dual-stack Services", () => {
+  it("lists every ClusterIP of a Service in the directory, so a client dialing the IPv6 one is meshed too", async () => {
+    const { resources } = await renderChecked(() => {
+      const m = members([]);
+      const t = mesh.meshTransform(m, { workloads: [{ namespace: "billing", name: "invoices", ports: [{ port: 8080 }], service: { name: "invoices", clusterIP: "10.96.7.7", clusterIPs: ["10.96.7.7", "fd00:96::7"] } }] });
+      // The mocks run no transforms: hand the Deployment through it as the engine would.
+      const out = t(deployment({ name: "invoices", namespace: "billing" }))!;
+      new k8s.apps.v1.Deployment("invoices", out.props as k8s.apps.v1.DeploymentArgs, out.opts);
+    });
+    const directory = JSON.parse(object(resources, "ConfigMap", "mesh-directory", "billing").outputs.data["directory.json"]);
+    assert.deepEqual(directory.services[0].addresses, ["10.96.7.7", "fd00:96::7"]);
   });
 });
