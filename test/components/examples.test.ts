@@ -30,6 +30,22 @@ describe("components/examples", function () {
     );
   });
 
+  it("each has a Pulumi.yaml whose main is its compiled program, the root one deploying the quickstart", () => {
+    const projects = [["Pulumi.yaml", "examples/quickstart"], ...exampleEntryPoints().map((f) => [path.join(path.relative(ROOT, path.dirname(f)), "Pulumi.yaml"), path.relative(ROOT, path.dirname(f))])];
+    const names = new Set<string>();
+    for (const [file, example] of projects) {
+      const text = fs.readFileSync(path.join(ROOT, file), "utf8");
+      const main = /^main: (\S+)$/m.exec(text)?.[1];
+      assert.ok(main, `${file} names its main`);
+      assert.match(text, /^runtime:\n  name: nodejs\n  options:\n    typescript: false$/m, `${file}: the compiled JavaScript runs as is`);
+      assert.equal(path.relative(ROOT, path.resolve(ROOT, path.dirname(file), main)), path.join("dist", example, "index.js"), file);
+      assert.ok(fs.existsSync(path.join(ROOT, "dist", example, "index.js")), `${example} is compiled by npm ci`);
+      assert.match(text, /pulumi config set proxyImage/, `${file} says to set the required proxyImage`);
+      names.add(/^name: (\S+)$/m.exec(text)![1]);
+    }
+    assert.equal(names.size, projects.length, "distinct project names");
+  });
+
   it("type-check with the project's tsconfig, importing pulumi-mtls-mesh", () => {
     const configFile = ts.readConfigFile(path.join(ROOT, "tsconfig.json"), ts.sys.readFile);
     const parsed = ts.parseJsonConfigFileContent(configFile.config, ts.sys, ROOT);

@@ -251,3 +251,29 @@ describe("components/real-cluster dual-stack Services", () => {
     assert.deepEqual(directory.services[0].addresses, ["10.96.7.7", "fd00:96::7"]);
   });
 });
+
+describe("components/real-cluster the examples fail fast without an image", () => {
+  it("the quickstart stops on the missing proxyImage before it declares anything (no ImagePullBackOff await)", async () => {
+    pulumi.runtime.setAllConfig({});
+    const quickstart = require.resolve("../../examples/quickstart/index.js");
+    delete require.cache[quickstart];
+    const { resources } = await render(() => assert.throws(() => require(quickstart), /Missing required configuration variable 'mesh-test:proxyImage'/));
+    assert.deepEqual(resources, []);
+  });
+});
+
+describe("components/real-cluster meshTransform waits from the end of the program", () => {
+  it("a program whose synchronous part outlasts waitSeconds still meshes a Deployment that arrives right after", async () => {
+    const { resources } = await renderChecked(() => {
+      const t = mesh.meshTransform(members([]), { workloads: [{ namespace: "billing", name: "invoices" }], waitSeconds: 0.3 });
+      const busyUntil = Date.now() + 500; // the rest of a large program, declared synchronously
+      while (Date.now() < busyUntil);
+      // The engine runs transforms only after the program has declared its resources.
+      setTimeout(() => {
+        const out = t(deployment({ name: "invoices", namespace: "billing" }))!;
+        new k8s.apps.v1.Deployment("invoices", out.props as k8s.apps.v1.DeploymentArgs, out.opts);
+      }, 100);
+    });
+    object(resources, "ConfigMap", "invoices-mesh-config", "billing");
+  });
+});
