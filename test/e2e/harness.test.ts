@@ -10,7 +10,7 @@ import * as tls from "node:tls";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { render, Rendered } from "./engine/render";
-import { Cluster, ClusterError, rootProblem } from "./harness/cluster";
+import { Cluster, ClusterError, rootProblem, skipUnlessRoot } from "./harness/cluster";
 import { codeRootsFor, reachableByOthers } from "./harness/code";
 import { REPO_ROOT } from "./harness/images";
 import { renderRules } from "./harness/kube-proxy";
@@ -168,11 +168,7 @@ describe("e2e harness: plain Kubernetes objects as pods (root)", function () {
   let rendered: Rendered;
 
   before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
+    skipUnlessRoot(this);
     rendered = await render({ program: TINY, config: { text: "one" } });
     cluster = await Cluster.up(rendered.objects);
   });

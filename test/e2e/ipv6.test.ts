@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { stableStringify } from "../../proxy/config";
 import { FILE_NAMES } from "../../proxy/wellknown";
-import { rootProblem } from "./harness/cluster";
+import { skipUnlessRoot } from "./harness/cluster";
 import { REPO_ROOT } from "./harness/images";
 import type { KubeObject } from "./harness/kube";
 import { wireReport } from "./harness/wire";
@@ -42,11 +42,7 @@ describe("e2e dual stack: IPv6 is meshed like IPv4 (strict)", function () {
   let apiIp6 = "";
 
   before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
+    skipUnlessRoot(this);
     run = await MeshRun.up({ program: PROGRAM, mode: "strict" });
     apiIp6 = run.cluster.pod("shop", "api").ip6;
     const report = await run.applyObjects(withAddress(run.rendered.objects, "shop", "api", apiIp6));

@@ -5,7 +5,7 @@
 // plaintext. Modes change by re-rendering and swapping ConfigMaps, with no restart. Root only.
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { rootProblem } from "./harness/cluster";
+import { skipUnlessRoot } from "./harness/cluster";
 import { REPO_ROOT } from "./harness/images";
 import { wireReport } from "./harness/wire";
 import { Client, expectedToSucceed, MeshRun, Server } from "./mesh-run";
@@ -39,11 +39,7 @@ const CELLS: { name: string; client: Client; server: Server }[] = [
 function bringUp(opts: { mode: Mode; config?: Record<string, string> }): () => MeshRun {
   let run: MeshRun | undefined;
   before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
+    skipUnlessRoot(this);
     run = await MeshRun.up({ program: PROGRAM, ...opts });
   });
   after(async () => {

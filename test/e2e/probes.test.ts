@@ -6,7 +6,7 @@
 // copy of the app is the control for the kubelet stand-in's own gRPC probe. Root only.
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { rootProblem } from "./harness/cluster";
+import { skipUnlessRoot } from "./harness/cluster";
 import { httpGet } from "./harness/dialer";
 import { REPO_ROOT } from "./harness/images";
 import type { Pod } from "./harness/pod";
@@ -28,11 +28,7 @@ describe("e2e probes: grpc and tcpSocket probes of a strict workload", function 
   let pod: Pod;
 
   before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
+    skipUnlessRoot(this);
     // Cluster.up waits for every pod's readiness: it throws if the gRPC probe never passes.
     run = await MeshRun.up({ program: PROGRAM, mode: "strict" });
     pod = run.cluster.pod("shop", "health");

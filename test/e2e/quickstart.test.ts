@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as x509 from "@peculiar/x509";
 import { Capture } from "./harness/capture";
-import { rootProblem } from "./harness/cluster";
+import { skipUnlessRoot } from "./harness/cluster";
 import { httpGet } from "./harness/dialer";
 import { presentedCertificate } from "./harness/openssl";
 import { isRunning, listNamespaces } from "./harness/teardown";
@@ -26,11 +26,7 @@ describe("e2e quickstart mesh as pods (network namespaces, real proxy, iptables,
   let meshedCapture: Capture | undefined;
 
   before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
+    skipUnlessRoot(this);
     run = await MeshRun.up({ mode: "disabled" });
   });
 

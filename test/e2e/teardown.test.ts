@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { render } from "./engine/render";
-import { rootProblem } from "./harness/cluster";
+import { skipUnlessRoot } from "./harness/cluster";
 import { REPO_ROOT } from "./harness/images";
 import { runNames } from "./harness/names";
 import { isRunning, listNamespaces, namespacePids, sweepStale } from "./harness/teardown";
@@ -27,11 +27,7 @@ describe("e2e teardown on every exit path (root)", function () {
   let objectsFile: string;
 
   before(async function () {
-    const problem = rootProblem();
-    if (problem) {
-      console.log(`      skipped: ${problem}`);
-      this.skip();
-    }
+    skipUnlessRoot(this);
     const rendered = await render({ program: TINY });
     objectsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-objects-")), "objects.json");
     fs.writeFileSync(objectsFile, JSON.stringify(rendered.objects));

@@ -46,6 +46,15 @@ export function rootProblem(): string | undefined {
   return isRoot() ? undefined : ROOT_REASON;
 }
 
+/** For a suite's `before` hook: skips the suite, saying why, when not run as root. */
+export function skipUnlessRoot(ctx: Mocha.Context): void {
+  const problem = rootProblem();
+  if (problem) {
+    console.log(`      skipped: ${problem}`);
+    ctx.skip();
+  }
+}
+
 export class Cluster {
   readonly pods: Pod[] = [];
   readonly objects = new Map<string, KubeObject>();
