@@ -277,7 +277,14 @@ export class Mesh extends pulumi.ComponentResource {
       if (this.podSecurity === "privileged") labels[POD_SECURITY_ENFORCE] = "privileged";
       const managed = this.existingNamespaces.has(namespace)
         ? undefined
-        : new k8s.core.v1.NamespacePatch(`${this.meshName}-ns-${namespace}`, { metadata: { name: namespace, labels } }, { parent: this });
+        : new k8s.core.v1.NamespacePatch(
+            `${this.meshName}-ns-${namespace}`,
+            { metadata: { name: namespace, labels } },
+            // Earlier versions declared a Namespace under this name. Without the alias the engine
+            // would delete that Namespace (and everything in it) on the first `up` after upgrading;
+            // with it, the old state becomes this patch's.
+            { parent: this, aliases: [{ type: "kubernetes:core/v1:Namespace" }] },
+          );
       this.namespaces.set(namespace, managed);
     }
     return this.namespaces.get(namespace);

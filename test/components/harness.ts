@@ -68,8 +68,10 @@ export function diff(before: Resources, after: Resources): Change[] {
   const old = new Map(before.filter((r) => r.custom).map((r) => [r.urn, r]));
   const changes: Change[] = [];
   for (const r of after.filter((x) => x.custom)) {
-    const prev = old.get(r.urn);
-    old.delete(r.urn);
+    // The engine matches a resource by its URN, then by its aliases.
+    const was = [r.urn, ...r.aliasUrns].find((urn) => old.has(urn));
+    const prev = was === undefined ? undefined : old.get(was);
+    if (was !== undefined) old.delete(was);
     if (!prev) {
       changes.push({ type: r.type, name: r.name, op: "create" });
       continue;

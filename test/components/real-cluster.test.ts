@@ -30,6 +30,18 @@ describe("components/real-cluster namespaces", () => {
     assert.deepEqual(diff(before.resources, moved.resources).filter((c) => /Namespace$/.test(c.type)), []);
   });
 
+  it("a stack made by an earlier version (a Namespace per member) upgrades without deleting that Namespace", async () => {
+    const current = await renderChecked(() => members(["shop"]));
+    // The earlier version's state: the same resource as a Namespace, at the URN a Namespace had.
+    const earlier = current.resources.map((r) =>
+      r.type === "kubernetes:core/v1:NamespacePatch"
+        ? { ...r, type: "kubernetes:core/v1:Namespace", urn: r.urn.replace("kubernetes:core/v1:NamespacePatch", "kubernetes:core/v1:Namespace"), aliasUrns: [] }
+        : r,
+    );
+    const changes = diff(earlier, current.resources);
+    assert.deepEqual(changes.filter((c) => c.op === "delete"), [], "nothing deleted: the patch takes over the Namespace's state through its alias");
+  });
+
   it("labels member namespaces for Pod Security unless told to leave them", async () => {
     const labelled = await renderChecked(() => members(["shop"]));
     assert.equal(find(labelled.resources, "NamespacePatch", "mesh-ns-shop").inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");

@@ -31,6 +31,8 @@ export interface RecordedResource {
   ignoreChanges: string[];
   replacementTrigger: unknown;
   retainOnDelete: boolean;
+  /** URNs this resource answers to besides its own (its `aliases`, as the engine resolves them). */
+  aliasUrns: string[];
   /** The provider reference ("<urn>::<id>"), or "" for the default provider. */
   provider: string;
   /** Dotted paths of inputs that arrived as Pulumi secrets, e.g. "stringData.tls.key". */
@@ -155,6 +157,7 @@ export class MeshMocks implements pulumi.runtime.Mocks {
       ignoreChanges: [],
       replacementTrigger: undefined,
       retainOnDelete: false,
+      aliasUrns: [],
       provider: args.provider ?? "",
       secretInputs,
     });
@@ -175,7 +178,12 @@ export class MeshMocks implements pulumi.runtime.Mocks {
 
 export const mocks = new MeshMocks();
 
-type CapturedOptions = Pick<RecordedResource, "parent" | "dependencies" | "protect" | "ignoreChanges" | "replacementTrigger" | "retainOnDelete">;
+type CapturedOptions = Pick<RecordedResource, "parent" | "dependencies" | "protect" | "ignoreChanges" | "replacementTrigger" | "retainOnDelete" | "aliasUrns">;
+
+interface AliasProto {
+  getUrn(): string;
+  getSpec(): { getName(): string; getType(): string; getParenturn(): string; getNoparent(): boolean } | undefined;
+}
 
 interface ProtoValue {
   toJavaScript(): unknown;
@@ -189,6 +197,7 @@ interface RegisterRequest {
   getIgnorechangesList(): string[];
   getReplacementTrigger(): ProtoValue | undefined;
   getRetainondelete(): boolean | undefined;
+  getAliasesList(): AliasProto[];
 }
 
 /**
@@ -236,6 +245,13 @@ export function installMocks(preview = false): MeshMocks {
           ignoreChanges: req.getIgnorechangesList(),
           replacementTrigger: req.getReplacementTrigger()?.toJavaScript(),
           retainOnDelete: req.getRetainondelete() ?? false,
+          // An alias spec leaves out what stays the same (name, type, parent), as the engine fills it in.
+          aliasUrns: req.getAliasesList().map((alias) => {
+            const spec = alias.getSpec();
+            if (!spec) return alias.getUrn();
+            const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
+            return engineUrn(pulumi.getStack(), pulumi.getProject(), parent, spec.getType() || req.getType(), spec.getName() || req.getName());
+          }),
         });
       }
       cb(err, res);
