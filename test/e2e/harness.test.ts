@@ -147,11 +147,14 @@ describe("e2e harness: code a pod's UID can read (root)", function () {
       fs.writeFileSync(path.join(root, "dist", "proxy", "cli.js"), "// proxy\n");
       fs.writeFileSync(path.join(root, "node_modules", "commander", "package.json"), "{}\n");
       fs.writeFileSync(path.join(root, "package.json"), "{}\n");
+      fs.mkdirSync(path.join(root, "proxy"));
+      fs.writeFileSync(path.join(root, "proxy", "openssl.cnf"), "# tickets off\n");
       const code = { root, node: process.execPath };
       assert.equal(reachableByOthers(path.join(root, "dist", "proxy", "cli.js")), false);
       const staged = codeRootsFor(runDir, code);
       assert.equal(staged.root, path.join(runDir, "code"));
       assert.ok(reachableByOthers(path.join(staged.root, "dist", "proxy", "cli.js")));
+      assert.ok(reachableByOthers(path.join(staged.root, "proxy", "openssl.cnf")), "the proxy's OpenSSL config too");
       assert.equal(fs.statSync(path.join(staged.root, "dist", "proxy", "cli.js")).ino, fs.statSync(path.join(root, "dist", "proxy", "cli.js")).ino, "a hard link, not a copy");
       fs.chmodSync(parent, 0o755);
       assert.deepEqual(codeRootsFor(runDir, code), code, "a readable clone is used where it is");

@@ -43,6 +43,9 @@ export function codeRootsFor(runDir: string, code: CodeRoots = HOST_CODE, log: (
   const out = { ...code };
   if (!repoOk) {
     for (const entry of ["dist", "node_modules", "package.json"]) linkTree(path.join(code.root, entry), path.join(staged, entry));
+    // The proxy image's ENTRYPOINT loads it (no TLS session tickets); the harness runs it the same way.
+    fs.mkdirSync(path.join(staged, "proxy"), { recursive: true });
+    linkTree(path.join(code.root, "proxy", "openssl.cnf"), path.join(staged, "proxy", "openssl.cnf"));
     out.root = staged;
   }
   if (!nodeOk) {

@@ -50,7 +50,9 @@ export function resolveImage(
     if (cmd.length !== 1 || path.basename(cmd[0]) !== "mesh-proxy") {
       throw new Error(`container "${container.name}": command ${JSON.stringify(cmd)} is not the proxy image's mesh-proxy entrypoint`);
     }
-    return { kind: "proxy", argv: [node, path.join(DIST, "proxy", "cli.js"), ...(container.args ?? [])], defaultUid: 1337, defaultGid: 1337 };
+    // As the image's ENTRYPOINT runs it: with proxy/openssl.cnf (no TLS session tickets).
+    const opensslConfig = `--openssl-config=${path.join(code.root, "proxy", "openssl.cnf")}`;
+    return { kind: "proxy", argv: [node, opensslConfig, path.join(DIST, "proxy", "cli.js"), ...(container.args ?? [])], defaultUid: 1337, defaultGid: 1337 };
   }
   switch (repoName(image)) {
     case "hashicorp/http-echo":
