@@ -265,6 +265,13 @@ describe("components/real-cluster dual-stack Services", () => {
 });
 
 describe("components/real-cluster the examples fail fast without an image", () => {
+  it("a Mesh without proxyImage or proxyBuild warns that the default image is not published, on every run", async () => {
+    await renderChecked(() => members(["shop"]));
+    assert.equal(mocks.warnings.filter((w) => /Mesh "mesh": proxyImage is not set, so pods use ghcr\.io\/pulumi-mtls-mesh\/mesh-proxy:0\.1\.0, which is not published yet.*kind load docker-image/.test(w)).length, 1);
+    await renderChecked(() => members(["shop"], { proxyImage: "registry.example/mesh-proxy:1.0" }));
+    assert.deepEqual(mocks.warnings, []);
+  });
+
   it("the quickstart stops on the missing proxyImage before it declares anything (no ImagePullBackOff await)", async () => {
     pulumi.runtime.setAllConfig({});
     const quickstart = require.resolve("../../examples/quickstart/index.js");

@@ -97,6 +97,8 @@ export class MeshMocks implements pulumi.runtime.Mocks {
    */
   private readonly state = new Map<string, Record<string, unknown>>();
   
+  /** Warnings the program logged (`pulumi.log.warn`), which the engine would show as diagnostics. */
+  readonly warnings: string[] = [];
   /** URNs registered in the current render, for the engine's duplicate check. */
   readonly urns = new Set<string>();
   /** URNs registered more than once in the current render. */
@@ -106,6 +108,7 @@ export class MeshMocks implements pulumi.runtime.Mocks {
     this.resources.length = 0;
     this.urns.clear();
     this.duplicateUrns.length = 0;
+    this.warnings.length = 0;
   }
 
   /** Throws the engine's error if the render registered a URN twice. */
@@ -220,6 +223,8 @@ export function engineUrn(stack: string, project: string, parentUrn: string, typ
 export function installMocks(preview = false): MeshMocks {
   mocks.reset();
   pulumi.runtime.setMocks(mocks, "mesh-test", "test", preview);
+  // Without an engine the SDK prints warnings to stderr; keep them for assertions instead.
+  pulumi.log.warn = async (message: string) => void mocks.warnings.push(message);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const settings = require("@pulumi/pulumi/runtime/settings");
   const monitor = settings.getMonitor() as {
