@@ -8,10 +8,14 @@ import * as path from "node:path";
 import { start, expectedKubeVersion, pidAlive, portIsFree, sweepStale, ControlPlane } from "./control-plane";
 
 async function assertGone(ports: number[], pids: number[], dir: string): Promise<void> {
-  for (const pid of pids) assert.equal(pidAlive(pid), false, `pid ${pid} still alive`);
-  // A port whose process was just killed may stay unbindable for a moment (its connections
-  // closing: FIN_WAIT/LAST_ACK); give the kernel a few seconds, then it must be free.
+  // A process just SIGKILLed (by us, or by the kernel's pdeathsig) takes a moment to exit, and
+  // its ports may stay unbindable a moment longer (connections closing: FIN_WAIT/LAST_ACK): give
+  // each a few seconds, then it must be gone.
   const deadline = Date.now() + 5_000;
+  for (const pid of pids) {
+    while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(pidAlive(pid), false, `pid ${pid} still alive`);
+  }
   for (const port of ports) {
     while (!(await portIsFree(port)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await portIsFree(port), true, `port ${port} still bound`);
@@ -55,7 +59,10 @@ describe("local control plane", function () {
       // A child Node process starts a control plane, prints its ports/pids/dir, and is signalled.
       const script = `
         const cp = require(${JSON.stringify(path.join(__dirname, "control-plane.js"))});
-        cp.start().then((p) => { console.log(JSON.stringify({ ports: p.ports, pids: p.pids, dir: p.dir })); setInterval(() => {}, 1000); },
+        const fs = require("fs"), os = require("os"), path = require("path");
+        const extra = fs.mkdtempSync(path.join(os.tmpdir(), "mesh-teardown-"));
+        cp.onTeardown(() => fs.rmSync(extra, { recursive: true, force: true }));
+        cp.start().then((p) => { console.log(JSON.stringify({ ports: p.ports, pids: p.pids, dir: p.dir, extra })); setInterval(() => {}, 1000); },
           (e) => { console.error(e); process.exit(2); });`;
       const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
       const line = await new Promise<string>((resolve, reject) => {
@@ -76,8 +83,11 @@ describe("local control plane", function () {
         await new Promise((r) => setTimeout(r, 500));
         assert.equal(fs.existsSync(info.dir), true);
         sweepStale();
+        fs.rmSync(info.extra, { recursive: true, force: true });
       }
       await assertGone(Object.values(info.ports), Object.values(info.pids), info.dir);
+      // what the process registered with onTeardown (the engine's work dir, in real-engine) ran too
+      assert.equal(fs.existsSync(info.extra), false, `${info.extra} still exists`);
     });
   }
 });

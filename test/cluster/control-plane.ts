@@ -257,13 +257,38 @@ interface Live {
 const live = new Set<Live>();
 let handlersInstalled = false;
 
+const extraCleanups = new Set<() => void>();
+
+/**
+ * Runs `fn` (synchronous) in the same teardown as the control planes: on exit, SIGINT, SIGTERM,
+ * SIGHUP. For other temp state of the cluster tests (the engine's work dir). Returns the unregister.
+ */
+export function onTeardown(fn: () => void): () => void {
+  extraCleanups.add(fn);
+  installHandlers();
+  return () => {
+    extraCleanups.delete(fn);
+    if (live.size === 0 && extraCleanups.size === 0) uninstallHandlers();
+  };
+}
+
 /** Synchronous: SIGKILL every child of every live control plane and remove its directory. */
 function killAllSync(): void {
+  for (const fn of extraCleanups) {
+    try {
+      fn();
+    } catch {
+      /* best effort */
+    }
+  }
+  extraCleanups.clear();
+  const killed: number[] = [];
   for (const l of live) {
     for (const c of l.children) {
       if (c.pid && c.exitCode === null && c.signalCode === null) {
         try {
           process.kill(c.pid, "SIGKILL");
+          killed.push(c.pid);
         } catch {
           /* already gone */
         }
@@ -272,6 +297,12 @@ function killAllSync(): void {
     fs.rmSync(l.dir, { recursive: true, force: true });
   }
   live.clear();
+  // SIGKILL is delivered at once but a big process takes a moment to exit (and close its
+  // sockets); wait for each to be a zombie or gone (at most 5 s), so that when this process
+  // dies right after, nothing of ours is still running. Synchronous: this may run in 'exit'.
+  const deadline = Date.now() + 5_000;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  while (killed.some(pidAlive) && Date.now() < deadline) Atomics.wait(tick, 0, 0, 20);
 }
 
 const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -385,12 +416,25 @@ function fetchOnce(url: string, tlsOpts: https.RequestOptions, method = "GET", p
 
 export async function start(opts: StartOptions = {}): Promise<ControlPlane> {
   const log = opts.log ?? (() => {});
-  const readyTimeout = opts.readyTimeoutMs ?? 120_000;
   const bin = requireTools(["etcd", "kube-apiserver", "kube-controller-manager"]);
+  sweepStale(log);
+  // The ports are free when chosen but released before the components bind them, so another
+  // process may take one in between: then that component fails to bind, and we start over.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(bin, opts, log);
+    } catch (e: any) {
+      if (attempt >= 3 || !/address already in use/i.test(String(e?.message))) throw e;
+      log(`a port was taken before its component bound it; retrying (${e.message.split("\n")[0]})`);
+    }
+  }
+}
+
+async function startOnce(bin: string, opts: StartOptions, log: (line: string) => void): Promise<ControlPlane> {
+  const readyTimeout = opts.readyTimeoutMs ?? 120_000;
   const expectVersion = expectedKubeVersion();
   const t0 = Date.now();
   const timings: Record<string, number> = {};
-  sweepStale(log);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   fs.writeFileSync(path.join(dir, "owner.pid"), String(process.pid));
@@ -412,7 +456,7 @@ export async function start(opts: StartOptions = {}): Promise<ControlPlane> {
     }
     fs.rmSync(dir, { recursive: true, force: true });
     live.delete(state);
-    if (live.size === 0) uninstallHandlers();
+    if (live.size === 0 && extraCleanups.size === 0) uninstallHandlers();
     // A port of a process that just died can stay unbindable for a moment (connections in
     // FIN_WAIT/LAST_ACK on it); return only once each is free again, so a caller can reuse it.
     const deadline = Date.now() + 10_000;

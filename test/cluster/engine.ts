@@ -28,7 +28,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, PulumiCommand, PulumiFn, Stack } from "@pulumi/pulumi/automation";
-import { requireTools, toolsBinDir } from "./control-plane";
+import { onTeardown, requireTools, toolsBinDir } from "./control-plane";
 
 /** The provider version build.sh builds (its K8S_PROVIDER_VERSION), e.g. "4.25.0". */
 export function k8sProviderVersion(): string {
@@ -60,6 +60,7 @@ export async function engineStack(opts: { projectName: string; stackName: string
   requireTools(["pulumi", "pulumi-resource-kubernetes"]);
   const bin = toolsBinDir();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mesh-engine-"));
+  const unregister = onTeardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const backend = `file://${path.join(dir, "state")}`;
   fs.mkdirSync(path.join(dir, "state"));
   fs.mkdirSync(path.join(dir, "home"));
@@ -84,7 +85,14 @@ export async function engineStack(opts: { projectName: string; stackName: string
       projectSettings: { name: opts.projectName, runtime: "nodejs", backend: { url: backend } },
     },
   );
-  return { stack, dir, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return {
+    stack,
+    dir,
+    cleanup: async () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      unregister();
+    },
+  };
 }
 
 /** Collects each resource's preview/update steps, in order, from the engine's events. */
