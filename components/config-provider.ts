@@ -38,6 +38,11 @@ export function configProviderArgs(get: (key: string) => string | undefined): k8
 export function makeConfigProvider(name: string, parent: pulumi.Resource): k8s.Provider {
   const config = new pulumi.Config("kubernetes");
   // The kubeconfig is often a secret: getSecret keeps it one (get would warn and print it plain).
-  const kubeconfig = config.getSecret("kubeconfig");
-  return new k8s.Provider(name, { ...configProviderArgs((key) => config.get(key)), ...(kubeconfig ? { kubeconfig } : {}) }, { parent });
+  // Without one, "" rather than nothing: the SDK's Provider would otherwise copy $KUBECONFIG into
+  // its inputs and the state (provider.js), and the provider reads a path list such as a.yaml:b.yaml
+  // as kubeconfig contents (provider.go Configure), and another machine lacks the path (DiffConfig);
+  // "" makes it use client-go's loading rules, as the default provider does.
+  const kubeconfig = config.getSecret("kubeconfig") ?? "";
+  const kubeClientSettings = config.getObject<k8s.types.input.KubeClientSettings>("kubeClientSettings");
+  return new k8s.Provider(name, { ...configProviderArgs((key) => config.get(key)), kubeconfig, ...(kubeClientSettings ? { kubeClientSettings } : {}) }, { parent });
 }

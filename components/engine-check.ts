@@ -1,8 +1,10 @@
 // Renewal needs the engine to honour `replacementTrigger` (added in Pulumi 3.208): an older engine
 // ignores the option, so no key, CSR or leaf is ever replaced, the leaves expire after 30 days and
 // a strict mesh stops. The engine answers this exactly: its resource monitor reports the feature
-// "replacementTrigger" (pulumi pkg/resource/deploy/source_eval.go, SupportsFeature), and an engine
-// that predates it answers false. We fail the update then, rather than warn about a slow outage.
+// "replacementTrigger" (pulumi pkg/resource/deploy/source_eval.go, SupportsFeature; first in
+// pkg/v3.208.0), and an engine that predates it answers false. We fail the update then, rather than
+// warn about a slow outage: with a ResourceError, since `pulumi.log.error` alone does not fail it
+// (sdk/nodejs log: "Calling error does not by itself stop processing").
 import * as pulumi from "@pulumi/pulumi";
 import * as resproto from "@pulumi/pulumi/proto/resource_pb";
 
@@ -32,8 +34,12 @@ export function engineSupports(feature: string): Promise<boolean> {
   return new Promise((resolve) => monitor.supportsFeature(req, (err, res) => resolve(!err && !!res?.getHassupport())));
 }
 
-/** Logs an error (which fails the update) on `resource` when the engine cannot renew leaves. */
+/**
+ * Rejects with a ResourceError on `resource` when the engine cannot renew leaves. The Mesh leaves
+ * the rejection unhandled on purpose: the language host then prints the message (no stack trace)
+ * and exits non-zero, which fails `pulumi up`.
+ */
 export async function checkRenewalSupport(resource: pulumi.Resource, ask: (feature: string) => Promise<boolean> = engineSupports): Promise<void> {
   const problem = renewalProblem(await ask("replacementTrigger"));
-  if (problem) await pulumi.log.error(problem, resource);
+  if (problem) throw new pulumi.ResourceError(problem, resource, true);
 }

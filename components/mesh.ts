@@ -241,6 +241,7 @@ export class Mesh extends pulumi.ComponentResource {
     if (args.ca !== undefined && args.certificateAuthority !== undefined) {
       throw new MeshInputError(label, "certificateAuthority", "and \"ca\" are both set", "configure the CA the Mesh makes with certificateAuthority, or pass your own with ca; not both");
     }
+    // Unhandled on purpose when it rejects: that fails the update (engine-check.ts).
     void checkRenewalSupport(this);
     this.ca = args.ca ?? new CertificateAuthority(`${name}-ca`, { ...args.certificateAuthority, now: this.now }, { parent: this });
     this.trustBundlePem = this.ca.trustBundlePem;

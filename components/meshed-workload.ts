@@ -74,7 +74,15 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
     this.label = label;
     const mesh = args.mesh;
     this.mesh = mesh;
-    this.workloadName = (args.ports ?? []).length > 0 ? checkDns1035Label(label, "name", name, "it names the workload's Service") : checkDns1123Label(label, "name", name);
+    this.workloadName =
+      (args.ports ?? []).length > 0 || args.kind === "StatefulSet"
+        ? checkDns1035Label(label, "name", name, "it names the workload's Service")
+        : checkDns1123Label(label, "name", name);
+    if (this.getProvider("kubernetes:core/v1:ConfigMap") !== mesh?.getProvider?.("kubernetes:core/v1:ConfigMap")) {
+      // Its ConfigMap and Secret go through the mesh's configProvider, its Deployment through
+      // this provider: two clusters, unless they are one.
+      throw new MeshInputError(label, "provider", "differs from its Mesh's Kubernetes provider", "give the MeshedWorkload the Mesh's provider (or none: it inherits), and the Mesh a configProvider for the same cluster");
+    }
     this.namespace = checkDns1123Label(label, "namespace", args.namespace);
     this.serviceAccountName = checkDns1123Label(label, "serviceAccount", args.serviceAccount ?? name);
     const kind = args.kind ?? "Deployment";
@@ -224,7 +232,9 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
             clusterIP: "None",
             selector: { [LABELS.workload]: name },
             publishNotReadyAddresses: true,
-            ports: this.portPlan.servicePorts.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.targetPort, targetPort: p.targetPort, protocol: "TCP" })),
+            // The pod ports, once each: two Service ports may share a targetPort, and a Service
+            // refuses a repeated port.
+            ports: [...new Map(this.portPlan.servicePorts.map((p) => [p.targetPort, p])).values()].map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.targetPort, targetPort: p.targetPort, protocol: "TCP" })),
           },
         },
         inNamespace,

@@ -44,7 +44,8 @@ export interface MeshTransformOptions {
    * How long workload.json waits for the transform to see its Deployment before failing the
    * update with an error naming it (a listed Deployment the transform never saw). The clock starts
    * when the mesh has rendered its config, but a Deployment reaches the transform only once all
-   * its inputs resolved (an image built by docker-build, say), so leave room. Default 1800 s.
+   * its inputs resolved (an image built by docker-build, say), so leave room. Default 600 s, the
+   * provider's own await for a Deployment; a forgotten transform holds the update that long.
    */
   waitSeconds?: number;
 }
@@ -216,7 +217,7 @@ export function meshTransform(mesh: Mesh, options: MeshTransformOptions): MeshTr
   if (!options || !Array.isArray(options.workloads)) {
     throw new MeshInputError(label, "workloads", "is missing", "list the Deployments to mesh: [{ namespace, name, ports }]");
   }
-  const waitSeconds = options.waitSeconds ?? 1800;
+  const waitSeconds = options.waitSeconds ?? 600;
   const workloads = new Map<string, TransformedWorkload>();
   for (const w of options.workloads) {
     const key = `${w.namespace}/${w.name}`;

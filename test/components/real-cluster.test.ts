@@ -73,14 +73,26 @@ describe("components/real-cluster config and identity Secrets are updated in pla
     });
   });
 
+  it("stores no $KUBECONFIG path in the provider's inputs (a path list breaks the provider; another machine lacks the path)", async () => {
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = "/home/alice/.kube/a.yaml:/home/alice/.kube/b.yaml";
+    try {
+      const { resources } = await renderChecked(() => members(["shop"]));
+      assert.equal(find(resources, "kubernetes", "mesh-config-provider").inputs.kubeconfig, "", "empty: client-go's loading rules, as the default provider");
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    }
+  });
+
   it("refuses a Mesh given a Kubernetes provider through its options without a configProvider, and takes one with it", async () => {
     const { resources } = await render(() => {
       const user = new k8s.Provider("user", { context: "prod" });
       assert.throws(() => new mesh.Mesh("mesh", { now: NOW }, { provider: user }), /field "configProvider" is not set, but the Mesh got a Kubernetes provider.*Fix: pass configProvider/);
       const configProvider = new k8s.Provider("user-config", { context: "prod", enableConfigMapMutable: true, enableSecretMutable: true });
       const m = new mesh.Mesh("mesh2", { now: NOW, configProvider }, { provider: user });
-      new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api"), ports: [{ port: 8080 }] });
-    }).catch((e) => ({ resources: [], error: e }));
+      new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api"), ports: [{ port: 8080 }] }, { provider: user });
+    });
     const cm = resources.find((r) => r.inputs.kind === "ConfigMap" && r.name === "api-mesh-config");
     assert.ok(cm && cm.provider.includes("::user-config::"), "the given configProvider");
   });
@@ -228,21 +240,13 @@ describe("components/real-cluster meshTransform under the real engine", () => {
 });
 
 describe("components/real-cluster renewal needs Pulumi 3.208", () => {
-  it("fails the update (an error log) on an engine without replacementTrigger, and is silent on one with it", async () => {
+  it("fails the update (a ResourceError, not only an error log) on an engine without replacementTrigger, and passes on one with it", async () => {
     const { checkRenewalSupport, engineSupports, renewalProblem } = await import("../../components/engine-check");
     assert.match(renewalProblem(false)!, /ignores the replacementTrigger option.*Fix: upgrade the Pulumi CLI to 3\.208\.0 or later/);
     assert.equal(renewalProblem(true), undefined);
-    const logged: string[] = [];
-    const original = pulumi.log.error;
-    (pulumi.log as { error: unknown }).error = async (message: string) => void logged.push(message);
-    try {
-      const m = members([]);
-      await checkRenewalSupport(m, async (feature) => feature !== "replacementTrigger");
-      await checkRenewalSupport(m, async () => true);
-    } finally {
-      (pulumi.log as { error: unknown }).error = original;
-    }
-    assert.equal(logged.length, 1);
+    const m = members([]);
+    await assert.rejects(checkRenewalSupport(m, async (feature) => feature !== "replacementTrigger"), (e: unknown) => e instanceof pulumi.ResourceError && /3\.208\.0/.test((e as Error).message));
+    await checkRenewalSupport(m, async () => true);
     // The mock monitor answers like a current engine.
     assert.equal(await engineSupports("replacementTrigger"), true);
     await settle();
@@ -294,5 +298,32 @@ describe("components/real-cluster meshTransform waits from the end of the progra
       }, 100);
     });
     object(resources, "ConfigMap", "invoices-mesh-config", "billing");
+  });
+});
+
+describe("components/real-cluster objects the API server would refuse", () => {
+  it("a StatefulSet's headless Service lists each pod port once, and its name is a DNS-1035 label even without ports", async () => {
+    const { resources } = await renderChecked(() =>
+      new mesh.MeshedWorkload("db", {
+        mesh: members([]), namespace: "data", kind: "StatefulSet",
+        containers: [{ name: "db", image: "x:1", ports: [{ containerPort: 5432 }] }],
+        ports: [{ name: "a", port: 5432 }, { name: "b", port: 15432, targetPort: 5432 }],
+      }),
+    );
+    assert.deepEqual(object(resources, "Service", "db-headless", "data").inputs.spec.ports.map((p: { port: number }) => p.port), [5432]);
+    assert.throws(
+      () => new mesh.MeshedWorkload("1db", { mesh: new mesh.Mesh("m2", { now: NOW }), namespace: "data", kind: "StatefulSet", containers: [{ name: "db", image: "x:1" }] }),
+      /MeshedWorkload "1db": field "name" is "1db", which starts with a digit/,
+    );
+    await settle();
+    mocks.reset();
+  });
+
+  it("a MeshedWorkload on another Kubernetes provider than its Mesh is refused (its config would land on the Mesh's cluster)", async () => {
+    await render(() => {
+      const m = members([]);
+      const other = new k8s.Provider("other", { context: "staging" });
+      assert.throws(() => new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: app("api") }, { provider: other }), /MeshedWorkload "api": field "provider" differs from its Mesh's Kubernetes provider/);
+    });
   });
 });

@@ -23,6 +23,8 @@ export interface DiffSide {
   type: string;
   inputs: Record<string, any>;
   replacementTrigger: unknown;
+  /** The `ignoreChanges` paths (top-level and dotted): the engine keeps the old value there. */
+  ignoreChanges?: string[];
 }
 
 /** The provider settings Diff depends on ("true" as Pulumi serializes provider inputs, or true). */
@@ -61,9 +63,25 @@ export function forceNewPaths(type: string, inputs: Record<string, any>, provide
   return [...paths, ...(FORCE_NEW[kind] ?? [])];
 }
 
+/** `after` with the old value at each ignored path, as the engine sends it to Diff. */
+function withIgnoredKept(before: Record<string, any>, after: Record<string, any>, ignored: string[]): Record<string, any> {
+  const out = structuredClone(after);
+  for (const path of ignored) {
+    const keys = path.split(".");
+    const last = keys.pop()!;
+    const parent = keys.reduce<any>((o, k) => (o == null ? undefined : o[k]), out);
+    if (parent == null) continue;
+    const old = at(before, path);
+    if (old === undefined) delete parent[last];
+    else parent[last] = old;
+  }
+  return out;
+}
+
 /** The step `pulumi preview` takes for a resource present in both renders. */
 export function diffStep(before: DiffSide, after: DiffSide, provider: ProviderSettings): DiffOp {
   if (stableStringify(before.replacementTrigger ?? null) !== stableStringify(after.replacementTrigger ?? null)) return "replace";
+  after = { ...after, inputs: withIgnoredKept(before.inputs, after.inputs, after.ignoreChanges ?? []) };
   if (stableStringify(before.inputs) === stableStringify(after.inputs)) return "same";
   if (after.type.startsWith("tls:")) return "replace";
   if (!after.type.startsWith("kubernetes:")) return "update";
