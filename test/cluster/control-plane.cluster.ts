@@ -49,7 +49,9 @@ describe("local control plane", function () {
     assert.equal(rootCa.body.data["ca.crt"].trim(), cp.caPem.trim());
 
     const { ports, pids, dir } = cp;
+    const ts = Date.now();
     await cp.stop();
+    console.log(`    stopped in ${Date.now() - ts} ms`);
     cp = undefined;
     await assertGone(Object.values(ports), Object.values(pids), dir);
   });

@@ -566,7 +566,8 @@ async function startOnce(bin: string, opts: StartOptions, log: (line: string) =>
       "--bind-address=127.0.0.1",
       // The address the `kubernetes` Service's endpoints would carry. v1.37 refuses a loopback
       // address there ("cannot use public IP 127.0.0.1 with endpoint reconciler: may not be in
-      // the loopback range"), and nothing outside this machine may reach the server, so the
+      // the loopback range"; a startup check since kubernetes PR 138102, fixing issue 121942,
+      // where a loopback address poisoned the Endpoints), and nothing outside this machine may reach the server, so the
       // endpoint reconciler is off: the `kubernetes` Service exists (10.96.0.1) without
       // endpoints; the kubelet stand-in's kube-proxy must send 10.96.0.1:443 to `server` itself.
       "--advertise-address=127.0.0.1",
