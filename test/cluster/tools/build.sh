@@ -20,8 +20,9 @@ bin=$cache/bin
 # -buildvcs=false: the wrappers sit in this repo's work tree, whose commit is not the tools' version.
 # GOWORK=off: a go.work above the repo must not pull the wrappers into someone else's workspace.
 export GOFLAGS="-mod=mod -buildvcs=false" GOWORK=off
+command -v go >/dev/null || { echo "error: go is not on PATH (Go 1.26 is needed)" >&2; exit 1; }
 
-# The version of MODULE pinned in DIR/go.mod (read offline, no network).
+# pinned DIR MODULE: the version of MODULE required in DIR/go.mod (read offline, no network).
 pinned() { (cd "$here/$1" && go mod edit -json) | sed -n "/\"Path\": \"${2//\//\\/}\"/{n;s/.*\"Version\": \"\(.*\)\".*/\1/p;q}"; }
 
 ETCD_VERSION=$(pinned etcd go.etcd.io/etcd/server/v3)
@@ -150,7 +151,6 @@ check() {
 main() {
   if [[ ${1-} == --print-bin-dir ]]; then print_bin_dir; return; fi
   if [[ ${1-} == --check ]]; then check; return; fi
-  command -v go >/dev/null || { echo "error: go is not on PATH (Go 1.26 is needed)" >&2; return 1; }
   mkdir -p "$bin"
   local name version failed=()
   while read -r name version; do
@@ -159,7 +159,7 @@ main() {
   done < <(tools)
   # The Node.js language host's module (sdk/nodejs/cmd/pulumi-language-nodejs/v3) has no
   # version the proxy serves (see README.md); programs run as Automation API inline programs.
-  echo "pulumi-language-nodejs: not built (the Go module proxy serves no version of it)"
+  [[ $# -gt 0 ]] || echo "pulumi-language-nodejs: not built (the Go module proxy serves no version of it)"
   if [[ ${#failed[@]} -gt 0 ]]; then
     echo "error: not built: ${failed[*]}" >&2
     return 1
