@@ -56,16 +56,25 @@ export interface EngineStack {
  * A stack of an inline program on a file backend, talking to the cluster of `kubeconfigPath`
  * (through KUBECONFIG, which the default provider reads).
  */
-export async function engineStack(opts: { projectName: string; stackName: string; program: PulumiFn; kubeconfigPath: string }): Promise<EngineStack> {
+export async function engineStack(opts: {
+  projectName: string;
+  stackName: string;
+  program: PulumiFn;
+  kubeconfigPath: string;
+  /** Put the TypeScript stand-in plugins (./providers: pulumi-resource-tls) first on PATH. */
+  standIns?: boolean;
+}): Promise<EngineStack> {
   requireTools(["pulumi", "pulumi-resource-kubernetes"]);
-  const bin = toolsBinDir();
+  let bin = toolsBinDir();
+  const toolsRoot = path.dirname(bin);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mesh-engine-"));
   const unregister = onTeardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  if (opts.standIns) bin = `${standInBinDir(dir)}:${bin}`;
   const backend = `file://${path.join(dir, "state")}`;
   fs.mkdirSync(path.join(dir, "state"));
   fs.mkdirSync(path.join(dir, "home"));
   const envVars: Record<string, string> = {
-    // The tools bin dir first: the engine finds pulumi-resource-kubernetes there.
+    // The tools bin dir first (after the stand-ins, if any): the engine finds pulumi-resource-kubernetes there.
     PATH: `${bin}:${process.env.PATH ?? ""}`,
     PULUMI_HOME: path.join(dir, "home"),
     // = `pulumi login file://<dir>/state`, without writing credentials anywhere.
@@ -75,7 +84,7 @@ export async function engineStack(opts: { projectName: string; stackName: string
     KUBECONFIG: opts.kubeconfigPath,
   };
   // PulumiCommand.get({ root }) runs `<root>/bin/pulumi`: the tools cache's layout.
-  const pulumiCommand = await PulumiCommand.get({ root: path.dirname(bin) });
+  const pulumiCommand = await PulumiCommand.get({ root: toolsRoot });
   const stack = await LocalWorkspace.createOrSelectStack(
     { projectName: opts.projectName, stackName: opts.stackName, program: opts.program },
     {
@@ -93,6 +102,24 @@ export async function engineStack(opts: { projectName: string; stackName: string
       unregister();
     },
   };
+}
+
+/**
+ * Writes `<dir>/stand-ins/pulumi-resource-tls`, a wrapper that runs the compiled stand-in
+ * (./providers/tls.ts) with this Node, and returns the directory. Generated per run, never
+ * committed: it names this machine's node and checkout. The engine finds it on PATH as an
+ * ambient plugin; it reports the version the SDK asks for (5.6.1), so nothing is downloaded.
+ */
+function standInBinDir(dir: string): string {
+  const binDir = path.join(dir, "stand-ins");
+  fs.mkdirSync(binDir);
+  for (const [plugin, file] of [["pulumi-resource-tls", "tls.js"]]) {
+    const script = path.join(__dirname, "providers", file);
+    if (!fs.existsSync(script)) throw new Error(`${script} is missing: npm run build`);
+    const wrapper = path.join(binDir, plugin);
+    fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(script)} "$@"\n`, { mode: 0o755 });
+  }
+  return binDir;
 }
 
 /** Collects each resource's preview/update steps, in order, from the engine's events. */
