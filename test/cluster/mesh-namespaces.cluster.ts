@@ -8,7 +8,7 @@
 //  - A namespace leaving the mesh, and `pulumi destroy`, keep the namespace and its content; only
 //    the mesh's own system namespace goes.
 // The Mesh runs without the node proxy and with an `existing` CA, so the program registers no
-// @pulumi/tls resources (that provider cannot be built here; its stand-in is still to come).
+// @pulumi/tls resources (identity.cluster.ts covers those, with the tls stand-in).
 import { strict as assert } from "node:assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
