@@ -7,8 +7,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import * as dockerbuild from "@pulumi/docker-build";
 import { FILE_NAMES, LABELS, Mode, PROXY_UID } from "../proxy/wellknown";
-
-const POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce";
 import type { AuthorizationRule, DirectoryService, Probe, Transport } from "../proxy/config";
 import { CertificateAuthority, CertificateAuthorityArgs } from "./ca";
 import { makeConfigProvider } from "./config-provider";
@@ -31,6 +29,8 @@ import {
   checkTrustDomain,
   componentLabel,
 } from "./validate";
+
+const POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce";
 
 /** Used when neither proxyImage nor proxyBuild is given. */
 export const DEFAULT_PROXY_IMAGE = "ghcr.io/pulumi-mtls-mesh/mesh-proxy:0.1.0";
@@ -354,7 +354,7 @@ export class Mesh extends pulumi.ComponentResource {
             namespace: w.namespace,
             name: w.service!.name,
             spiffeId: w.spiffeId,
-            addresses: (ips[i] ?? []).filter((ip) => ip && ip !== "None"),
+            addresses: ips[i] ?? [],
             hostnames: serviceHostnames(w.service!.name, w.namespace, this.clusterDomain),
             ports: w.service!.ports.map((p) => ({ port: p.port, targetPort: p.targetPort, mode: p.mode })),
           })),

@@ -8,7 +8,7 @@ import type { Mesh } from "./mesh";
 import { WorkloadIdentity } from "./workload-identity";
 import { ContainerLike, InjectionError, PodSpecLike, injectSidecar, meshPodLabels, INIT_CONTAINER_NAME, SIDECAR_NAME } from "./inject";
 import { WorkloadPort, planPorts, PortPlan } from "./ports";
-import { serviceHostnames } from "./render";
+import { serviceAddresses, serviceHostnames } from "./render";
 import { MeshInputError, checkAppPort, checkDns1035Label, checkDns1123Label, checkOptionalMode, componentLabel } from "./validate";
 import { claimedName } from "./registry";
 
@@ -185,7 +185,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
       serviceAccount: this.serviceAccountName,
       spiffeId: this.spiffeId,
       service: this.service
-        ? { name, clusterIPs: clusterIPs(this.service), ports: this.portPlan.servicePorts }
+        ? { name, clusterIPs: pulumi.all([this.service.spec.clusterIP, this.service.spec.clusterIPs]).apply(([ip, ips]) => serviceAddresses(ip, ips)), ports: this.portPlan.servicePorts }
         : undefined,
     });
 
@@ -251,11 +251,6 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
       serviceHost: this.serviceHost,
     });
   }
-}
-
-/** `spec.clusterIPs` (every family), with `spec.clusterIP` for an API server that reports only it. */
-function clusterIPs(service: k8s.core.v1.Service): pulumi.Output<string[]> {
-  return pulumi.all([service.spec.clusterIP, service.spec.clusterIPs]).apply(([ip, ips]) => [...new Set([ip, ...(ips ?? [])].filter((x): x is string => !!x))]);
 }
 
 /** App containers must be plain where the mesh reads them (name, ports, probes). */

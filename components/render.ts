@@ -62,6 +62,14 @@ export function renderDirectoryConfig(services: DirectoryService[]): string {
   return stableStringify(doc);
 }
 
+/**
+ * A Service's addresses in the directory: its `clusterIP` and every family's `clusterIPs` (both
+ * on a dual-stack cluster), once each; a headless Service's "None" and unset values are no address.
+ */
+export function serviceAddresses(clusterIP: string | undefined, clusterIPs: string[] | undefined): string[] {
+  return [...new Set([clusterIP, ...(clusterIPs ?? [])])].filter((ip): ip is string => !!ip && ip !== "None");
+}
+
 /** The DNS names a client may use for a Service. */
 export function serviceHostnames(service: string, namespace: string, clusterDomain: string): string[] {
   return [`${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.${clusterDomain}`];

@@ -15,6 +15,7 @@ import type { MeshWorkloadRef } from "./meshed-workload";
 import { WorkloadIdentity } from "./workload-identity";
 import { InjectionError, PodSpecLike, containerPorts, injectSidecar, meshPodLabels } from "./inject";
 import { PortPlan, WorkloadPort, planPorts } from "./ports";
+import { serviceAddresses } from "./render";
 import { checkDns1123Label, checkOptionalMode, componentLabel, MeshInputError } from "./validate";
 
 /** Pods opt in with this label (on the Deployment or its pod template) unless `select` is given. */
@@ -109,7 +110,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       serviceAccount: this.serviceAccountName,
       spiffeId: this.identity.spiffeId,
       service: w.service
-        ? { name: w.service.name, clusterIPs: pulumi.all([w.service.clusterIP, w.service.clusterIPs ?? []]).apply(([ip, ips]) => [...new Set([ip, ...ips])]), ports: this.portPlan.servicePorts }
+        ? { name: w.service.name, clusterIPs: pulumi.all([w.service.clusterIP, w.service.clusterIPs]).apply(([ip, ips]) => serviceAddresses(ip, ips)), ports: this.portPlan.servicePorts }
         : undefined,
     });
 

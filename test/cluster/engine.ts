@@ -122,6 +122,21 @@ function standInBinDir(dir: string): string {
   return binDir;
 }
 
+/** Wall time of each named step of a suite, printed as the step ends. */
+export class Timings {
+  readonly ms: Record<string, number> = {};
+
+  async time<T>(name: string, f: () => Promise<T>): Promise<T> {
+    const t = Date.now();
+    try {
+      return await f();
+    } finally {
+      this.ms[name] = Date.now() - t;
+      console.log(`      ${name}: ${this.ms[name]} ms`);
+    }
+  }
+}
+
 /** Collects each resource's preview/update steps, in order, from the engine's events. */
 export class Steps {
   readonly byUrn = new Map<string, string[]>();

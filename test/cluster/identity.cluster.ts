@@ -16,7 +16,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import * as mesh from "../../components";
 import { DEFAULTS, nextRenewalAt, renewalGeneration } from "../../components/identity";
 import { start, ControlPlane } from "./control-plane";
-import { engineStack, EngineStack, Steps } from "./engine";
+import { engineStack, EngineStack, Steps, Timings } from "./engine";
 import { TLS_STAND_IN_VERSION } from "./providers/tls";
 
 const SPIFFE_ID = "spiffe://cluster.local/ns/shop/sa/api";
@@ -66,18 +66,9 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
   let eng: EngineStack | undefined;
   const boundary = leafBoundary();
   const clock = { now: boundary - MINUTE };
-  const timings: Record<string, number> = {};
+  const timings = new Timings();
   let first: { uid: string; leafKey: string } | undefined;
 
-  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = Date.now();
-    try {
-      return await f();
-    } finally {
-      timings[name] = Date.now() - t;
-      console.log(`      ${name}: ${timings[name]} ms`);
-    }
-  };
   const short = (steps: Steps) => steps.order.map((s) => `${s.urn.split("::").pop()}:${s.op}`);
 
   /** The identity Secret from the API server, its chain checked against the root in ca.crt. */
@@ -102,7 +93,7 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
   };
 
   before(async () => {
-    cp = await timed("control plane start", () => start());
+    cp = await timings.time("control plane start", () => start());
     const program = async () => {
       const m = new mesh.Mesh("mesh", { nodeProxy: false, proxyImage: "registry.example/mesh-proxy:0.1.0", now: clock.now });
       // The Secret goes into "shop": the mesh's NamespacePatch creates it first.
@@ -114,13 +105,13 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
       );
       return { spiffeId: id.spiffeId, renewsAt: id.renewsAt };
     };
-    eng = await timed("workspace + stack init", () =>
+    eng = await timings.time("workspace + stack init", () =>
       engineStack({ projectName: "real-engine-identity", stackName: "test", program, kubeconfigPath: cp!.kubeconfigPath, standIns: true }),
     );
   });
 
   after(async () => {
-    console.log(`      timings (ms): ${JSON.stringify({ ...timings, controlPlane: cp?.timings })}`);
+    console.log(`      timings (ms): ${JSON.stringify({ ...timings.ms, controlPlane: cp?.timings })}`);
     await eng?.cleanup();
     await cp?.stop();
   });
@@ -129,7 +120,7 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
     const steps = new Steps();
     let output = "";
     const warnings: string[] = [];
-    const r = await timed("up (create)", () =>
+    const r = await timings.time("up (create)", () =>
       eng!.stack.up({
         diff: true,
         onEvent: (e) => {
@@ -180,14 +171,14 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
     assert.deepEqual(clear, [], `private keys outside secrets in the export: ${clear.join(", ")}`);
     assert.ok(keysInSecrets(exported) >= 8, "the export holds the keys, as secrets");
     let output = "";
-    const r = await timed("preview --diff (re-run)", () => eng!.stack.preview({ diff: true, onOutput: (s) => (output += s) }));
+    const r = await timings.time("preview --diff (re-run)", () => eng!.stack.preview({ diff: true, onOutput: (s) => (output += s) }));
     assert.doesNotMatch(output, PRIVATE_KEY, "a private key in the preview --diff output");
     assert.deepEqual(Object.keys(r.changeSummary), ["same"], JSON.stringify(r.changeSummary));
   });
 
   it("a re-run previews only `same`", async () => {
     const steps = new Steps();
-    const r = await timed("preview (re-run)", () => eng!.stack.preview({ onEvent: steps.onEvent }));
+    const r = await timings.time("preview (re-run)", () => eng!.stack.preview({ onEvent: steps.onEvent }));
     assert.deepEqual(Object.keys(r.changeSummary), ["same"], JSON.stringify(r.changeSummary));
     assert.ok(steps.order.length > 0 && steps.order.every((s) => s.op === "same"), JSON.stringify(short(steps)));
   });
@@ -197,7 +188,7 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
     clock.now = boundary + MINUTE;
     const steps = new Steps();
     let output = "";
-    const p = await timed("preview --diff (renewal)", () => eng!.stack.preview({ diff: true, onEvent: steps.onEvent, onOutput: (s) => (output += s) }));
+    const p = await timings.time("preview --diff (renewal)", () => eng!.stack.preview({ diff: true, onEvent: steps.onEvent, onOutput: (s) => (output += s) }));
     const perResource: Record<string, string[]> = {};
     for (const [urn, ops] of steps.byUrn) perResource[urn.split("::").pop()!] = ops;
     console.log(`      renewal preview: ${JSON.stringify(perResource)}; summary ${JSON.stringify(p.changeSummary)}`);
@@ -215,7 +206,7 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
 
     const upSteps = new Steps();
     let upOutput = "";
-    const r = await timed("up (renewal)", () => eng!.stack.up({ diff: true, onEvent: upSteps.onEvent, onOutput: (s) => (upOutput += s) }));
+    const r = await timings.time("up (renewal)", () => eng!.stack.up({ diff: true, onEvent: upSteps.onEvent, onOutput: (s) => (upOutput += s) }));
     console.log(`      renewal up: ${JSON.stringify(short(upSteps).filter((s) => !s.endsWith(":same")))}; summary ${JSON.stringify(r.summary.resourceChanges)}`);
     assert.doesNotMatch(upOutput, PRIVATE_KEY, "a private key in the renewal up --diff output");
     for (const name of IDENTITY_TLS) {
@@ -233,13 +224,13 @@ describe("real engine: a workload identity with the tls stand-in (Pulumi CLI + p
   });
 
   it("a re-run after the renewal previews only `same`", async () => {
-    const r = await timed("preview (after renewal)", () => eng!.stack.preview());
+    const r = await timings.time("preview (after renewal)", () => eng!.stack.preview());
     assert.deepEqual(Object.keys(r.changeSummary), ["same"], JSON.stringify(r.changeSummary));
   });
 
   it("pulumi destroy removes the Secret", async () => {
     const steps = new Steps();
-    const r = await timed("destroy", () => eng!.stack.destroy({ onEvent: steps.onEvent }));
+    const r = await timings.time("destroy", () => eng!.stack.destroy({ onEvent: steps.onEvent }));
     console.log(`      destroy steps: ${JSON.stringify(short(steps))}; summary ${JSON.stringify(r.summary.resourceChanges)}`);
     assert.deepEqual(steps.of("api-identity-secret"), ["delete"]);
     assert.equal((await cp!.request("GET", SECRET_PATH)).status, 404);

@@ -12,7 +12,7 @@
 import { strict as assert } from "node:assert";
 import * as k8s from "@pulumi/kubernetes";
 import { start, ControlPlane } from "./control-plane";
-import { engineStack, EngineStack, k8sProviderVersion, Steps } from "./engine";
+import { engineStack, EngineStack, k8sProviderVersion, Steps, Timings } from "./engine";
 
 const NS = "default";
 const DEFAULT_NAME = "real-engine-default";
@@ -24,22 +24,13 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
   let eng: EngineStack | undefined;
   const data = { mode: "strict" };
   const uids: Record<string, string> = {};
-  const timings: Record<string, number> = {};
+  const timings = new Timings();
 
-  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = Date.now();
-    try {
-      return await f();
-    } finally {
-      timings[name] = Date.now() - t;
-      console.log(`      ${name}: ${timings[name]} ms`);
-    }
-  };
 
   const get = async (name: string) => cp!.request("GET", `/api/v1/namespaces/${NS}/configmaps/${name}`);
 
   before(async () => {
-    cp = await timed("control plane start", () => start());
+    cp = await timings.time("control plane start", () => start());
     const kubeconfig = cp.kubeconfigPath;
     const program = async () => {
       // `version` makes the default provider the 4.25.0 binary we have (see ./engine.ts).
@@ -47,11 +38,11 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
       const mutable = new k8s.Provider("mutable", { kubeconfig, enableConfigMapMutable: true }, { version });
       new k8s.core.v1.ConfigMap("cm-mutable", { metadata: { name: MUTABLE_NAME, namespace: NS }, data: { ...data } }, { provider: mutable, version });
     };
-    eng = await timed("workspace + stack init", () => engineStack({ projectName: "real-engine", stackName: "test", program, kubeconfigPath: kubeconfig }));
+    eng = await timings.time("workspace + stack init", () => engineStack({ projectName: "real-engine", stackName: "test", program, kubeconfigPath: kubeconfig }));
   });
 
   after(async () => {
-    console.log(`      timings (ms): ${JSON.stringify({ ...timings, controlPlane: cp?.timings })}`);
+    console.log(`      timings (ms): ${JSON.stringify({ ...timings.ms, controlPlane: cp?.timings })}`);
     await eng?.cleanup();
     await cp?.stop();
   });
@@ -59,7 +50,7 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
   it("pulumi up creates both ConfigMaps in the API server", async () => {
     const steps = new Steps();
     let output = "";
-    const r = await timed("up (create)", () => eng!.stack.up({ onEvent: steps.onEvent, onOutput: (s) => (output += s) }));
+    const r = await timings.time("up (create)", () => eng!.stack.up({ onEvent: steps.onEvent, onOutput: (s) => (output += s) }));
     // The version option took: the engine asked for the provider we have, not the SDK's 4.34.2
     // (it still says it used the binary from PATH, which is the tools bin dir).
     assert.doesNotMatch(output, /expected to have version/, output);
@@ -79,7 +70,7 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
   it("a data change previews as delete-before-replace through the default provider, as an update with enableConfigMapMutable", async () => {
     data.mode = "permissive";
     const steps = new Steps();
-    const r = await timed("preview (data change)", () => eng!.stack.preview({ onEvent: steps.onEvent }));
+    const r = await timings.time("preview (data change)", () => eng!.stack.preview({ onEvent: steps.onEvent }));
     const dflt = steps.of("cm-default");
     const mutable = steps.of("cm-mutable");
     console.log(`      preview steps: cm-default ${JSON.stringify(dflt)}, cm-mutable ${JSON.stringify(mutable)}; summary ${JSON.stringify(r.changeSummary)}`);
@@ -92,7 +83,7 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
 
   it("pulumi up applies it: the default provider recreates the object (new uid), the mutable one updates it in place (same uid)", async () => {
     const steps = new Steps();
-    const r = await timed("up (data change)", () => eng!.stack.up({ onEvent: steps.onEvent }));
+    const r = await timings.time("up (data change)", () => eng!.stack.up({ onEvent: steps.onEvent }));
     console.log(`      up steps: cm-default ${JSON.stringify(steps.of("cm-default"))}, cm-mutable ${JSON.stringify(steps.of("cm-mutable"))}; summary ${JSON.stringify(r.summary.resourceChanges)}`);
     assert.equal(r.summary.resourceChanges?.replace, 1);
     assert.equal(r.summary.resourceChanges?.update, 1);
@@ -105,13 +96,13 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
   });
 
   it("a re-run previews no changes", async () => {
-    const r = await timed("preview (re-run)", () => eng!.stack.preview());
+    const r = await timings.time("preview (re-run)", () => eng!.stack.preview());
     assert.deepEqual(Object.keys(r.changeSummary), ["same"], JSON.stringify(r.changeSummary));
   });
 
   it("pulumi destroy removes both ConfigMaps", async () => {
     const steps = new Steps();
-    const r = await timed("destroy", () => eng!.stack.destroy({ onEvent: steps.onEvent }));
+    const r = await timings.time("destroy", () => eng!.stack.destroy({ onEvent: steps.onEvent }));
     console.log(`      destroy steps: ${JSON.stringify(steps.order.map((s) => `${s.urn.split("::").pop()}:${s.op}`))}; summary ${JSON.stringify(r.summary.resourceChanges)}`);
     assert.deepEqual(steps.of("cm-default"), ["delete"]);
     assert.deepEqual(steps.of("cm-mutable"), ["delete"]);
