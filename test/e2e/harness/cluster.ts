@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Capture } from "./capture";
 import { Dialer, startDialer } from "./dialer";
+import { hostsFile } from "./dns";
 import { isRoot } from "./exec";
 import { codeRootsFor, CodeRoots } from "./code";
 import { HOST_CODE, resolveImage, UnknownImageError } from "./images";
@@ -18,12 +19,22 @@ import { Pod, PodContext } from "./pod";
 import { stableStringify } from "../../../proxy/config";
 import { claimRun, isRunning, listNamespaces, namespacePids, sweepOnExit, sweepRun, sweepStale } from "./teardown";
 
-export const CLUSTER_DOMAIN = "cluster.local";
 const WORKLOAD_KINDS = ["Deployment", "StatefulSet", "DaemonSet"];
 /** The contract's container names for the mesh's own containers: their image is the proxy. */
 const PROXY_CONTAINERS = ["mesh-init", "mesh-proxy"];
 
 export class ClusterError extends Error {}
+
+/** The images of the mesh's own containers in these pod specs: the harness runs them as the proxy. */
+export function proxyImagesOf(specs: PodSpec[]): Set<string> {
+  const images = new Set<string>();
+  for (const spec of specs) {
+    for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+      if (PROXY_CONTAINERS.includes(c.name) && c.image) images.add(c.image);
+    }
+  }
+  return images;
+}
 
 export interface ApplyReport {
   /** "Kind/namespace/name" of every object whose content changed. */
@@ -109,6 +120,7 @@ export class Cluster {
       proxyImages: this.proxyImages(),
       code: this.code,
       node: this.node,
+      nodeName: this.names.nodeNs,
       log: (line) => {
         if (!this.stopping) this.log(line);
       },
@@ -116,14 +128,7 @@ export class Cluster {
   }
 
   private proxyImages(): Set<string> {
-    const images = new Set<string>();
-    for (const w of this.workloads()) {
-      const spec = w.spec.template.spec as PodSpec;
-      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-        if (PROXY_CONTAINERS.includes(c.name) && c.image) images.add(c.image);
-      }
-    }
-    return images;
+    return proxyImagesOf(this.workloads().map((w) => w.spec.template.spec as PodSpec));
   }
 
   private workloads(): KubeObject[] {
@@ -160,7 +165,7 @@ export class Cluster {
         this.pods.push(pod);
       }
     }
-    const hosts = (pod: Pod, ip: string) => this.hostsFile(pod.namespace, pod.name, ip);
+    const hosts = (pod: Pod, ip: string) => hostsFile(this.services(), pod.namespace, pod.name, ip);
     await Promise.all(
       this.pods.map(async (pod) => {
         const ip = podIp(pod.index);
@@ -181,20 +186,6 @@ export class Cluster {
   /** Failed periodic probes of every pod so far ("<ns>/<pod> <container> <kind>: <detail>"). */
   probeFailures(): string[] {
     return this.pods.flatMap((p) => p.probeFailures.map((f) => `${p.namespace}/${p.name} ${f.container} ${f.kind}: ${f.detail}`));
-  }
-
-  /** Cluster DNS, as a hosts file: every Service by FQDN, and by short name in its own namespace. */
-  private hostsFile(namespace: string, podName: string, ip: string): string {
-    const lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", `${ip}\t${podName}`];
-    for (const s of this.services()) {
-      const ip = s.spec?.clusterIP;
-      if (!ip || ip === "None") continue;
-      const { name, namespace: ns } = s.metadata;
-      const aliases = [`${name}.${ns}.svc.${CLUSTER_DOMAIN}`, `${name}.${ns}.svc`, `${name}.${ns}`];
-      if (ns === namespace) aliases.push(name);
-      lines.push(`${ip}\t${aliases.join(" ")}`);
-    }
-    return lines.join("\n") + "\n";
   }
 
   private endpointRules(): ServicePortRule[] {

@@ -30,6 +30,8 @@ export function run(file: string, args: string[], opts: { input?: string; timeou
         } else resolve({ stdout, stderr });
       },
     );
+    // A program that fails to start closes its stdin first: the exit code reports that, not EPIPE.
+    child.stdin?.on("error", () => {});
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

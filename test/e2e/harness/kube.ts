@@ -53,13 +53,21 @@ export interface KeyToPath {
   mode?: number;
 }
 
+/** A projected volume's source; the last two are what the API server's ServiceAccount admission adds (kube-api-access-*). */
+export interface ProjectedSource {
+  secret?: { name: string; items?: KeyToPath[]; optional?: boolean };
+  configMap?: { name: string; items?: KeyToPath[]; optional?: boolean };
+  serviceAccountToken?: { path: string; audience?: string; expirationSeconds?: number };
+  downwardAPI?: { items: { path: string; fieldRef?: { fieldPath: string }; mode?: number }[] };
+}
+
 export interface Volume {
   name: string;
   secret?: { secretName: string; items?: KeyToPath[]; defaultMode?: number; optional?: boolean };
   configMap?: { name: string; items?: KeyToPath[]; defaultMode?: number; optional?: boolean };
   projected?: {
     defaultMode?: number;
-    sources: { secret?: { name: string; items?: KeyToPath[]; optional?: boolean }; configMap?: { name: string; items?: KeyToPath[]; optional?: boolean } }[];
+    sources: ProjectedSource[];
   };
   emptyDir?: Record<string, unknown>;
 }

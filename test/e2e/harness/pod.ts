@@ -10,10 +10,12 @@ import { checkGrpcHealth } from "../../../proxy/admin-grpc";
 import { asDuplex, Dialer, httpGet, startDialer } from "./dialer";
 import type { CodeRoots } from "./code";
 import { ImageRun, resolveImage, rewritePaths } from "./images";
-import { Container, KeyToPath, KubeObject, objectData, PodSpec, Probe, Volume } from "./kube";
+import { Container, KeyToPath, KubeObject, objectData, PodSpec, Probe, ProjectedSource, Volume } from "./kube";
 import { createPodNetwork, PodNetwork } from "./network";
 import { Identity, runInNamespace, setprivArgs, Started, startInNamespace, tail } from "./process";
 import type { RunNames } from "./names";
+import { isRunning, namespacePids } from "./teardown";
+import { runSyncQuiet } from "./exec";
 import { VolumeFile, writeVolume } from "./volumes";
 
 // The container runtime's default capability set (containerd/Docker), before add/drop.
@@ -33,6 +35,13 @@ export interface PodContext {
   code: CodeRoots;
   /** HTTP GET / TCP connect from the node namespace, as kubelet probes. */
   node: Dialer;
+  /** What `spec.nodeName` reads as (the harness's node namespace, or the Node the pod is bound to). */
+  nodeName: string;
+  /**
+   * A projected serviceAccountToken source's token (a TokenRequest, made before the pod starts).
+   * Without it such a source is refused: the engine stand-in has no API server to sign tokens.
+   */
+  serviceAccountToken?(source: NonNullable<ProjectedSource["serviceAccountToken"]>): string;
   log(line: string): void;
 }
 
@@ -43,6 +52,9 @@ export interface ContainerState {
   identity: Identity;
   process?: Started;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
+  /** ISO times, for the container statuses a kubelet reports. */
+  startedAt: string;
+  finishedAt?: string;
   logFile: string;
 }
 
@@ -60,8 +72,26 @@ export interface ProbeFailure {
   thresholdReached: boolean;
 }
 
+/** The pod fields a downwardAPI volume item can name (the ones kube-api-access-* and our pods use). */
+export interface PodFields {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+}
+
+function downwardField(fieldPath: string, pod: PodFields, volume: string): string {
+  switch (fieldPath) {
+    case "metadata.name": return pod.name;
+    case "metadata.namespace": return pod.namespace;
+    case "metadata.labels": return Object.entries(pod.labels).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n");
+  }
+  throw new PodError(`volume "${volume}": downwardAPI field ${fieldPath} is not supported by the harness`);
+}
+
 /** The files of one volume (pure): what kubelet would project for it. */
-export function volumeFiles(volume: Volume, namespace: string, lookup: PodContext["lookup"]): VolumeFile[] | "emptyDir" {
+export function volumeFiles(volume: Volume, pod: PodFields, ctx: Pick<PodContext, "lookup" | "serviceAccountToken">): VolumeFile[] | "emptyDir" {
+  const { namespace } = pod;
+  const { lookup } = ctx;
   const fromObject = (kind: "Secret" | "ConfigMap", name: string, items: KeyToPath[] | undefined, mode: number, optional?: boolean) => {
     const obj = lookup(kind, namespace, name);
     if (!obj) {
@@ -83,6 +113,16 @@ export function volumeFiles(volume: Volume, namespace: string, lookup: PodContex
     return volume.projected.sources.flatMap((s) => {
       if (s.secret) return fromObject("Secret", s.secret.name, s.secret.items, mode, s.secret.optional);
       if (s.configMap) return fromObject("ConfigMap", s.configMap.name, s.configMap.items, mode, s.configMap.optional);
+      if (s.serviceAccountToken) {
+        if (!ctx.serviceAccountToken) throw new PodError(`volume "${volume.name}": a serviceAccountToken source needs an API server to sign it`);
+        return [{ path: s.serviceAccountToken.path, content: Buffer.from(ctx.serviceAccountToken(s.serviceAccountToken)), mode }];
+      }
+      if (s.downwardAPI) {
+        return s.downwardAPI.items.map((item) => {
+          if (!item.fieldRef) throw new PodError(`volume "${volume.name}": downwardAPI item ${item.path} has no fieldRef (resourceFieldRef is not supported by the harness)`);
+          return { path: item.path, content: Buffer.from(downwardField(item.fieldRef.fieldPath, pod, volume.name)), mode: item.mode ?? mode };
+        });
+      }
       throw new PodError(`volume "${volume.name}": projected source ${JSON.stringify(Object.keys(s))} is not supported by the harness`);
     });
   }
@@ -213,7 +253,7 @@ export class Pod {
   private mountVolume(volume: Volume): void {
     const dir = path.join(this.dir, "volumes", volume.name);
     this.volumeDirs.set(volume.name, dir);
-    const files = volumeFiles(volume, this.namespace, this.ctx.lookup);
+    const files = volumeFiles(volume, this, this.ctx);
     if (files === "emptyDir") {
       fs.mkdirSync(dir, { recursive: true, mode: 0o777 });
       fs.chmodSync(dir, 0o777);
@@ -227,7 +267,7 @@ export class Pod {
   refreshVolumes(): string[] {
     const changed: string[] = [];
     for (const volume of this.spec.volumes ?? []) {
-      const files = volumeFiles(volume, this.namespace, this.ctx.lookup);
+      const files = volumeFiles(volume, this, this.ctx);
       if (files === "emptyDir") continue;
       const previous = this.volumePayloads.get(volume.name) ?? [];
       if (sameFiles(previous, files)) continue;
@@ -284,7 +324,7 @@ export class Pod {
       case "metadata.namespace": return this.namespace;
       case "status.podIP": return this.ip;
       case "spec.serviceAccountName": return this.spec.serviceAccountName ?? "default";
-      case "spec.nodeName": return this.ctx.names.nodeNs;
+      case "spec.nodeName": return this.ctx.nodeName;
     }
     throw new PodError(`container "${c.name}": fieldRef ${fieldPath} is not supported by the harness`);
   }
@@ -297,6 +337,7 @@ export class Pod {
       image,
       identity: this.identityFor(c, image),
       logFile: path.join(this.dir, "logs", `${c.name}.log`),
+      startedAt: new Date().toISOString(),
     };
     this.containers.set(c.name, state);
     return state;
@@ -306,6 +347,7 @@ export class Pod {
     const state = this.prepare(c, true);
     const code = await runInNamespace({ ns: this.ns, identity: state.identity, argv: this.containerArgv(c, state.image), env: this.env(c), logFile: state.logFile });
     state.exit = { code, signal: null };
+    state.finishedAt = new Date().toISOString();
     if (code !== 0) throw new PodError(`pod ${this.namespace}/${this.name}: init container "${c.name}" exited ${code}:\n${tail(state.logFile)}`);
   }
 
@@ -314,6 +356,7 @@ export class Pod {
     state.process = startInNamespace({ ns: this.ns, identity: state.identity, argv: this.containerArgv(c, state.image), env: this.env(c), logFile: state.logFile });
     state.process.exited.then((exit) => {
       state.exit = exit;
+      state.finishedAt = new Date().toISOString();
       this.ctx.log(`pod ${this.namespace}/${this.name}: container ${c.name} exited (${exit.code ?? exit.signal})`);
     });
   }
@@ -375,6 +418,31 @@ export class Pod {
     const c = [...(this.spec.initContainers ?? []), ...this.spec.containers].find((x) => x.name === name);
     if (!c) throw new PodError(`pod ${this.namespace}/${this.name} has no container ${name}`);
     return c;
+  }
+
+  /**
+   * Kubelet's pod teardown: SIGTERM to every process in the pod's namespace, SIGKILL to what is
+   * left after `graceMs`, then the namespace (and with it the veth pair), the hosts file and the
+   * pod's directory. Safe to call twice.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopProbing();
+    const signal = (sig: NodeJS.Signals) => {
+      for (const pid of namespacePids(this.ns)) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          /* already gone */
+        }
+      }
+    };
+    signal("SIGTERM");
+    const deadline = Date.now() + graceMs;
+    while (namespacePids(this.ns).some(isRunning) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    signal("SIGKILL");
+    runSyncQuiet("ip", ["netns", "delete", this.ns]);
+    fs.rmSync(path.join("/etc/netns", this.ns), { recursive: true, force: true });
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** PIDs of the running containers, by name (to prove "no restart"). */
