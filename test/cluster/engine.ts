@@ -8,47 +8,24 @@
 // Automation API serves it to the CLI as the language runtime (`--client`), so no language plugin
 // is needed.
 //
-// Version skew: the npm SDK @pulumi/kubernetes is 4.34.2, the provider binary is 4.25.0 (the
-// newest the Go proxy serves). Left alone, every resource asks the engine for the default provider
-// at 4.34.2, which is in no plugin cache, so the engine:
-//  - uses the `pulumi-resource-kubernetes` it finds on PATH (an "ambient" plugin) whatever the
-//    version asked, with two warnings ("using pulumi-resource-kubernetes from $PATH", "expected
-//    to have version >=4.34.2, but has 4.25.0"), and records the provider as `default_4_34_2`;
-//  - with PULUMI_IGNORE_AMBIENT_PLUGINS=true, tries get.pulumi.com and fails offline ("Could not
-//    automatically download and install resource plugin 'pulumi-resource-kubernetes' at version
-//    v4.34.2").
-// So the programs here pass `version: K8S_PROVIDER_VERSION` in the resource options of every
-// Kubernetes resource and provider: the default provider becomes `default_4_25_0`, the version
-// warning goes, and the binary is still found on PATH (the tools bin dir). The other way,
-// `pulumi plugin install resource kubernetes v4.25.0 --file <binary>`, works offline too but
-// copies the 306 MB binary into PULUMI_HOME for every run. The SDK's 4.34.2 types only send
-// what the 4.25.0 provider knows for the objects used here (core/v1 ConfigMap, the Provider's
-// kubeconfig and enableConfigMapMutable); check the mesh's resources when they move here.
+// Versions: the npm @pulumi/kubernetes is pinned to the provider binary build.sh makes (4.25.0,
+// the newest the Go proxy serves; test/cluster/versions.test.ts keeps them equal), so the engine
+// asks for exactly the plugin it finds on PATH (the tools bin dir). With a newer SDK it would use
+// that binary anyway, as an ambient plugin, with an "expected to have version" warning, and with
+// PULUMI_IGNORE_AMBIENT_PLUGINS it would try to download the SDK's version and fail offline.
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, PulumiCommand, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import { onTeardown, requireTools, toolsBinDir } from "./control-plane";
 
-/** The provider version build.sh builds (its K8S_PROVIDER_VERSION), e.g. "4.25.0". */
-export function k8sProviderVersion(): string {
-  let dir = __dirname;
-  while (dir !== path.dirname(dir)) {
-    const script = path.join(dir, "test", "cluster", "tools", "build.sh");
-    if (fs.existsSync(script)) {
-      const m = /^K8S_PROVIDER_VERSION=(\S+)\s*$/m.exec(fs.readFileSync(script, "utf8"));
-      if (m) return m[1];
-      break;
-    }
-    dir = path.dirname(dir);
-  }
-  return "4.25.0";
-}
-
 export interface EngineStack {
   stack: Stack;
   /** Work dir, file backend (`state/`) and PULUMI_HOME (`home/`); removed by cleanup(). */
   dir: string;
+  /** Runs the CLI on this stack (`pulumi <args> --stack <name>`) with the stack's environment. */
+  cli(args: string[]): Promise<{ stdout: string; stderr: string; code: number }>;
   cleanup(): Promise<void>;
 }
 
@@ -63,6 +40,8 @@ export async function engineStack(opts: {
   kubeconfigPath: string;
   /** Put the TypeScript stand-in plugins (./providers: pulumi-resource-tls) first on PATH. */
   standIns?: boolean;
+  /** Stack config (`pulumi config set <key> <value>`), keys without the project prefix. */
+  config?: Record<string, string>;
 }): Promise<EngineStack> {
   requireTools(["pulumi", "pulumi-resource-kubernetes"]);
   let bin = toolsBinDir();
@@ -94,9 +73,17 @@ export async function engineStack(opts: {
       projectSettings: { name: opts.projectName, runtime: "nodejs", backend: { url: backend } },
     },
   );
+  if (opts.config) await stack.setAllConfig(Object.fromEntries(Object.entries(opts.config).map(([k, value]) => [k, { value }])));
   return {
     stack,
     dir,
+    cli: (args) =>
+      new Promise((resolve) => {
+        const argv = [...args, "--stack", opts.stackName, "--non-interactive"];
+        execFile(path.join(toolsRoot, "bin", "pulumi"), argv, { cwd: dir, env: { ...process.env, ...envVars }, encoding: "utf8", maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+          resolve({ stdout, stderr, code: err ? (typeof err.code === "number" ? err.code : -1) : 0 });
+        });
+      }),
     cleanup: async () => {
       fs.rmSync(dir, { recursive: true, force: true });
       unregister();

@@ -18,6 +18,7 @@ import { DEFAULTS, nextRenewalAt, renewalGeneration } from "../../components/ide
 import { start, ControlPlane } from "./control-plane";
 import { engineStack, EngineStack, Steps, Timings } from "./engine";
 import { TLS_STAND_IN_VERSION } from "./providers/tls";
+import { keysInClear, keysInSecrets, PRIVATE_KEY, SECRET_SIG, SIG } from "./secrets";
 
 const SPIFFE_ID = "spiffe://cluster.local/ns/shop/sa/api";
 const SECRET_PATH = "/api/v1/namespaces/shop/secrets/mesh-identity-api";
@@ -25,7 +26,6 @@ const LEAF = { validityHours: DEFAULTS.leafValidityHours, renewBeforeHours: DEFA
 const ISSUER = { validityHours: DEFAULTS.issuerValidityHours, renewBeforeHours: DEFAULTS.issuerRenewBeforeHours };
 const ISSUER_STAGGER = "mesh-ca-issuer"; // CertificateAuthority `${name}-issuer`, name "mesh-ca"
 const MINUTE = 60_000;
-const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 const IDENTITY_TLS = ["api-identity-key", "api-identity-csr", "api-identity-cert"];
 
 /**
@@ -40,23 +40,6 @@ function leafBoundary(): number {
   return boundary;
 }
 
-const SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-/** Paths of the strings holding a private key that are not inside a secret. */
-function keysInClear(v: any, at = "$"): string[] {
-  if (typeof v === "string") return PRIVATE_KEY.test(v) ? [at] : [];
-  if (v === null || typeof v !== "object") return [];
-  if (v[SIG] === SECRET_SIG) return [];
-  return Object.entries(v).flatMap(([k, x]) => keysInClear(x, `${at}.${k}`));
-}
-
-/** How many secrets hold a private key. */
-function keysInSecrets(v: any): number {
-  if (v === null || typeof v !== "object") return 0;
-  if (v[SIG] === SECRET_SIG) return PRIVATE_KEY.test(JSON.stringify(v)) ? 1 : 0;
-  return Object.values(v).reduce((n: number, x) => n + keysInSecrets(x), 0);
-}
 
 const pems = (bundle: string): string[] => bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 const b64 = (s: string) => Buffer.from(s, "base64").toString("utf8");

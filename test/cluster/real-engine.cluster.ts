@@ -7,19 +7,19 @@
 //    (same uid);
 //  - a re-run changes nothing; destroy removes the objects.
 // The steps below share one stack and run in order. Not part of `npm test` (the file name does not
-// end in .test.ts): `npm run test:cluster`. The engine setup and the SDK/provider version skew are
+// end in .test.ts): `npm run test:cluster`. The engine setup and the SDK/provider versions are
 // explained in ./engine.ts.
 import { strict as assert } from "node:assert";
 import * as k8s from "@pulumi/kubernetes";
 import { start, ControlPlane } from "./control-plane";
-import { engineStack, EngineStack, k8sProviderVersion, Steps, Timings } from "./engine";
+import { engineStack, EngineStack, Steps, Timings } from "./engine";
+import { k8sProviderVersion } from "./versions";
 
 const NS = "default";
 const DEFAULT_NAME = "real-engine-default";
 const MUTABLE_NAME = "real-engine-mutable";
 
 describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes from the tools cache)", function () {
-  const version = k8sProviderVersion();
   let cp: ControlPlane | undefined;
   let eng: EngineStack | undefined;
   const data = { mode: "strict" };
@@ -33,10 +33,9 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
     cp = await timings.time("control plane start", () => start());
     const kubeconfig = cp.kubeconfigPath;
     const program = async () => {
-      // `version` makes the default provider the 4.25.0 binary we have (see ./engine.ts).
-      new k8s.core.v1.ConfigMap("cm-default", { metadata: { name: DEFAULT_NAME, namespace: NS }, data: { ...data } }, { version });
-      const mutable = new k8s.Provider("mutable", { kubeconfig, enableConfigMapMutable: true }, { version });
-      new k8s.core.v1.ConfigMap("cm-mutable", { metadata: { name: MUTABLE_NAME, namespace: NS }, data: { ...data } }, { provider: mutable, version });
+      new k8s.core.v1.ConfigMap("cm-default", { metadata: { name: DEFAULT_NAME, namespace: NS }, data: { ...data } });
+      const mutable = new k8s.Provider("mutable", { kubeconfig, enableConfigMapMutable: true });
+      new k8s.core.v1.ConfigMap("cm-mutable", { metadata: { name: MUTABLE_NAME, namespace: NS }, data: { ...data } }, { provider: mutable });
     };
     eng = await timings.time("workspace + stack init", () => engineStack({ projectName: "real-engine", stackName: "test", program, kubeconfigPath: kubeconfig }));
   });
@@ -51,8 +50,8 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
     const steps = new Steps();
     let output = "";
     const r = await timings.time("up (create)", () => eng!.stack.up({ onEvent: steps.onEvent, onOutput: (s) => (output += s) }));
-    // The version option took: the engine asked for the provider we have, not the SDK's 4.34.2
-    // (it still says it used the binary from PATH, which is the tools bin dir).
+    // The SDK is pinned to the provider we have: the engine asked for that version (it still says
+    // it used the binary from PATH, which is the tools bin dir).
     assert.doesNotMatch(output, /expected to have version/, output);
     console.log(`      up steps: ${JSON.stringify(steps.order.map((s) => `${s.urn.split("::").pop()}:${s.op}`))}; summary ${JSON.stringify(r.summary.resourceChanges)}`);
     assert.deepEqual(steps.of("cm-default"), ["create"]);
@@ -64,7 +63,7 @@ describe("real engine: ConfigMap data changes (Pulumi CLI + pulumi-kubernetes fr
       uids[name] = cm.body.metadata.uid;
     }
     const providers = (await eng!.stack.exportStack()).deployment.resources.filter((res: any) => res.type === "pulumi:providers:kubernetes");
-    assert.deepEqual(providers.map((p: any) => p.urn.split("::").pop()).sort(), [`default_${version.replace(/\./g, "_")}`, "mutable"]);
+    assert.deepEqual(providers.map((p: any) => p.urn.split("::").pop()).sort(), [`default_${k8sProviderVersion().replace(/\./g, "_")}`, "mutable"]);
   });
 
   it("a data change previews as delete-before-replace through the default provider, as an update with enableConfigMapMutable", async () => {

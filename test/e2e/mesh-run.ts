@@ -6,10 +6,10 @@
 import * as path from "node:path";
 import { render, Rendered } from "./engine/render";
 import { ApplyReport, Cluster } from "./harness/cluster";
-import { httpGet } from "./harness/dialer";
 import type { KubeObject } from "./harness/kube";
 import type { Pod } from "./harness/pod";
-import { tail } from "./harness/process";
+import { curlFrom, Outcome } from "./harness/curl";
+import { proxyMetric, proxyReloads, waitForReload } from "./harness/metrics";
 import { REPO_ROOT } from "./harness/images";
 import { Mode } from "../../proxy/wellknown";
 
@@ -56,19 +56,6 @@ export function expectedToSucceed(mode: Mode, client: Pick<Client, "meshed" | "a
   return client.allowed;
 }
 
-export interface Outcome {
-  ok: boolean;
-  /** "200 hello from api", "refused (connection reset)", "timeout", ... */
-  detail: string;
-  ms: number;
-}
-
-const CURL_REFUSALS: Record<number, string> = {
-  7: "refused (connection refused)",
-  52: "refused (closed, empty reply)",
-  56: "refused (connection reset)",
-  28: "timeout",
-};
 
 /** Kubelet refreshing pods at different times: `first` pods get the new files, `meanwhile` runs, then the rest. */
 export interface KubeletSkew {
@@ -147,30 +134,16 @@ export class MeshRun {
     return this.cluster.pods.filter((p) => p.containers.get("mesh-proxy")?.image.kind === "proxy");
   }
 
-  /** The proxy's mesh_proxy_reloads_total{outcome="applied"} by kind, scraped from the node. */
-  async reloads(pod: Pod): Promise<{ config: number; identity: number }> {
-    const count = await this.metric(pod, "mesh_proxy_reloads_total");
-    return { config: count('kind="config"', 'outcome="applied"'), identity: count('kind="identity"', 'outcome="applied"') };
+  reloads(pod: Pod): Promise<{ config: number; identity: number }> {
+    return proxyReloads(this.cluster.nodeDialer, pod);
   }
 
-  /** Scrapes the proxy's /metrics from the node; sums `name`'s samples whose labels include every given `label="value"`. */
-  async metric(pod: Pod, name: string): Promise<(...labels: string[]) => number> {
-    const proxy = pod.containers.get("mesh-proxy")!;
-    if (proxy.exit) {
-      throw new Error(`the proxy of ${pod.namespace}/${pod.name} is not running (exited ${proxy.exit.code ?? proxy.exit.signal}):\n${tail(proxy.logFile)}`);
-    }
-    const res = await httpGet(() => this.cluster.nodeDialer.dial(pod.ip, 15021), { host: pod.ip, path: "/metrics" });
-    const samples = res.body.split("\n").filter((l) => l.startsWith(`${name}{`));
-    return (...labels) => samples.filter((l) => labels.every((label) => l.includes(label))).reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+  metric(pod: Pod, name: string): Promise<(...labels: string[]) => number> {
+    return proxyMetric(this.cluster.nodeDialer, pod, name);
   }
 
-  private async waitForReload(pod: Pod, kind: "config" | "identity", before: number): Promise<void> {
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
-      if ((await this.reloads(pod))[kind] > before) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`the proxy of ${pod.namespace}/${pod.name} did not reload its ${kind} within 15 s`);
+  private waitForReload(pod: Pod, kind: "config" | "identity", before: number): Promise<void> {
+    return waitForReload(this.cluster.nodeDialer, pod, kind, before);
   }
 
   /**
@@ -186,18 +159,7 @@ export class MeshRun {
    * `host` (an IPv6 literal in brackets: curl -g takes it as it is).
    */
   async curl(client: Client, server: Server, timeoutSeconds = 3, host = `${server.service}.${server.namespace}.svc.cluster.local`): Promise<Outcome> {
-    const url = `http://${host}:${server.port}/`;
-    const pod = this.cluster.pod(client.namespace, client.workload);
-    const t0 = Date.now();
-    const res = await pod.exec(client.container, ["curl", "-sS", "-g", "-m", String(timeoutSeconds), "-w", "\n%{http_code}", url], (timeoutSeconds + 5) * 1000);
-    const ms = Date.now() - t0;
-    if (res.code === 0) {
-      const lines = res.stdout.trimEnd().split("\n");
-      const status = lines.pop();
-      const body = lines.join("\n").trimEnd();
-      return { ok: status === "200" && body === server.text, detail: `${status} ${JSON.stringify(body)}`, ms };
-    }
-    return { ok: false, detail: CURL_REFUSALS[res.code] ?? `curl exit ${res.code}: ${res.stderr.trim()}`, ms };
+    return curlFrom(this.cluster.pod(client.namespace, client.workload), client.container, `http://${host}:${server.port}/`, server.text, timeoutSeconds);
   }
 
   down() {
