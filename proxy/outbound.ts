@@ -2,13 +2,14 @@
 // → plaintext passthrough, or mTLS expecting the directory's SPIFFE ID (secure naming) → copy.
 // The app's socket stays paused until the server proved its identity, so a wrong server never
 // receives an application byte (catalogue #12).
+import * as http2 from "http2";
 import * as net from "net";
 import { Duplex } from "stream";
 import { copyBidirectional } from "./copy";
 import { lookupDestination, servicePortKey } from "./directory";
 import { originateMtls, Refusal, serverSpokeNoTls } from "./handshake";
-import { MESH_ALPN } from "./identity";
-import { TunnelPool } from "./pool";
+import { Identity, MESH_ALPN } from "./identity";
+import { SESSIONS_PER_DESTINATION, TunnelPool } from "./pool";
 import { OutboundListener, OutboundRoute } from "./settings";
 import { ProxyContext, recordRefusal } from "./state";
 import { PROXY_PORTS } from "./wellknown";
@@ -106,11 +107,7 @@ async function dial(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute, f
   if (route.spiffeId === null) return connectPlain(route);
   const identity = ctx.identity;
   if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
-  if (ctx.transport === "h2") {
-    const stream = await pool.open({ ...route, spiffeId: route.spiffeId }, identity);
-    watchTunnelAnswer(ctx, stream, fields);
-    return stream;
-  }
+  if (ctx.transport === "h2") return openTunnel(pool, { ...route, spiffeId: route.spiffeId }, identity);
   const { limits, trustDomain } = ctx.config.workload;
   const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
   const socket = await originateMtls(identity, {
@@ -136,12 +133,26 @@ function connectPlain(route: OutboundRoute): Promise<net.Socket> {
   });
 }
 
-/** A server proxy that refuses a stream answers a non-200 status: log it and end the stream. */
-function watchTunnelAnswer(ctx: ProxyContext, stream: import("http2").ClientHttp2Stream, fields: Record<string, unknown>): void {
-  stream.once("response", (headers) => {
-    const status = Number(headers[":status"]);
-    if (status === 200) return;
-    recordRefusal(ctx, "outbound", `mtls-${ctx.transport}`, "tunnel_refused", { ...fields, status });
-    stream.destroy();
+/**
+ * A CONNECT stream the server proxy accepted (200). The app's bytes wait in its socket until then,
+ * as an HTTP CONNECT client waits (ztunnel's HBONE too): a stream the server refused unprocessed
+ * (REFUSED_STREAM, or past a GOAWAY's last stream: it closed the session, e.g. after renewing its
+ * leaf) is opened again on another session, with nothing lost; RFC 9113 section 8.7 makes that
+ * retry safe. Another status is the server's refusal (authorization, draining).
+ */
+async function openTunnel(pool: TunnelPool, route: OutboundRoute & { spiffeId: string }, identity: Identity, attempt = 1): Promise<http2.ClientHttp2Stream> {
+  const stream = await pool.open(route, identity);
+  const answer = await new Promise<number | Error>((resolve) => {
+    stream.once("response", (headers) => resolve(Number(headers[":status"])));
+    stream.once("error", resolve);
+    stream.once("close", () => resolve(new Error("the tunnel stream closed before the server answered")));
   });
+  if (answer === 200) return stream;
+  stream.destroy();
+  if (typeof answer === "number") throw new Refusal("tunnel_refused", `the server proxy answered ${answer}`);
+  const unprocessed = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || (answer as NodeJS.ErrnoException).code === "ERR_HTTP2_GOAWAY_SESSION";
+  // The server closes every session made under its old leaf at once, so the next pooled sessions
+  // may be closing too; each refusal retires one (its GOAWAY came first), so this ends.
+  if (unprocessed && attempt <= SESSIONS_PER_DESTINATION) return openTunnel(pool, route, identity, attempt + 1);
+  throw answer;
 }
