@@ -5,7 +5,7 @@
 import { strict as assert } from "assert";
 import * as net from "net";
 import { TRANSPORTS } from "../../proxy/config";
-import { createTestMesh } from "../support/pki";
+import { createTestMesh, TestMesh } from "../support/pki";
 import {
   Backend, CLIENT_ID, connect, exchange, identityFilesFor, kubeletWrite, removeTmpDirs, SERVER_ID, startBackend, startTestProxy,
   stopAllProxies, TD, TestProxy, waitFor, workload,
@@ -23,7 +23,21 @@ async function reloaded(proxy: TestProxy, count: number): Promise<void> {
 
 for (const transport of TRANSPORTS) {
   describe(`proxy/rotation (${transport})`, function () {
-    let backend: Backend;
+    let backend: Backend | undefined;
+
+    /** A server proxy in front of the echo backend and a client proxy routing to it, both with leaves of `ca`. */
+    const pair = async (ca: TestMesh) => {
+      backend ??= await startBackend();
+      const server = await startTestProxy({ leaf: await ca.leaf("shop", "api"), bundlePem: ca.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
+      const client = await startTestProxy({
+        leaf: await ca.leaf("shop", "web"),
+        bundlePem: ca.bundlePem,
+        workload: workload(CLIENT_ID),
+        transport,
+        outbound: [{ host: "127.0.0.1", port: 0, route: { host: "127.0.0.1", port: server.proxy.inboundPorts[0], spiffeId: SERVER_ID, targetPort: backend.port } }],
+      });
+      return { server, client, via: client.proxy.outboundPorts[0] };
+    };
     after(async function () {
       await stopAllProxies();
       await backend?.close();
@@ -33,16 +47,7 @@ for (const transport of TRANSPORTS) {
     it("keeps traffic flowing through all three steps of a root rotation", async function () {
       const old = await createTestMesh(TD, "old");
       const next = await createTestMesh(TD, "next");
-      backend = await startBackend();
-      const server = await startTestProxy({ leaf: await old.leaf("shop", "api"), bundlePem: old.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
-      const client = await startTestProxy({
-        leaf: await old.leaf("shop", "web"),
-        bundlePem: old.bundlePem,
-        workload: workload(CLIENT_ID),
-        transport,
-        outbound: [{ host: "127.0.0.1", port: 0, route: { host: "127.0.0.1", port: server.proxy.inboundPorts[0], spiffeId: SERVER_ID, targetPort: backend.port } }],
-      });
-      const via = client.proxy.outboundPorts[0];
+      const { server, client, via } = await pair(old);
       const longLived = await connect(via);
       assert.equal(await echoOnce(longLived, "step 0"), "step 0");
 
@@ -77,16 +82,7 @@ for (const transport of TRANSPORTS) {
     // opened on one of them while that GOAWAY was on its way was refused, unprocessed.
     it("renews the server's leaf again and again under a stream of new connections: not one fails", async function () {
       const ca = await createTestMesh(TD, "renew");
-      backend ??= await startBackend();
-      const server = await startTestProxy({ leaf: await ca.leaf("shop", "api"), bundlePem: ca.bundlePem, workload: workload(SERVER_ID), inbound: [{ host: "127.0.0.1", port: 0, targetPort: backend.port }] });
-      const client = await startTestProxy({
-        leaf: await ca.leaf("shop", "web"),
-        bundlePem: ca.bundlePem,
-        workload: workload(CLIENT_ID),
-        transport,
-        outbound: [{ host: "127.0.0.1", port: 0, route: { host: "127.0.0.1", port: server.proxy.inboundPorts[0], spiffeId: SERVER_ID, targetPort: backend.port } }],
-      });
-      const via = client.proxy.outboundPorts[0];
+      const { server, client, via } = await pair(ca);
       let running = true;
       const failures: string[] = [];
       let sent = 0;

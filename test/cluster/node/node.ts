@@ -11,19 +11,18 @@
 //    from its Services.
 // It acts as the cluster admin, not as system:node:<name> (no kubelet client certificate).
 import * as fs from "node:fs";
-import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { codeRootsFor, CodeRoots } from "../../e2e/harness/code";
-import { proxyImagesOf } from "../../e2e/harness/cluster";
-import { Dialer, startDialer } from "../../e2e/harness/dialer";
+import { proxyImagesOf, startNodeNamespace } from "../../e2e/harness/cluster";
+import type { Dialer } from "../../e2e/harness/dialer";
 import { hostsFile } from "../../e2e/harness/dns";
 import { HOST_CODE } from "../../e2e/harness/images";
 import type { KubeObject, PodSpec, ProjectedSource } from "../../e2e/harness/kube";
 import { KubeProxy } from "../../e2e/harness/kube-proxy";
-import { newRunId, POD_CIDR, RunNames, runNames } from "../../e2e/harness/names";
-import { createNode, podIp, writeHostsFile } from "../../e2e/harness/network";
+import { POD_CIDR, RunNames } from "../../e2e/harness/names";
+import { podIp, writeHostsFile } from "../../e2e/harness/network";
 import { Pod, PodContext } from "../../e2e/harness/pod";
-import { claimRun, isRunning, listNamespaces, namespacePids, sweepOnExit, sweepRun, sweepStale } from "../../e2e/harness/teardown";
+import { isRunning, listNamespaces, namespacePids, sweepRun } from "../../e2e/harness/teardown";
 import { Api, connect, statusOf, Watched } from "./api";
 import { serviceRules } from "./endpoints";
 import { ContainerView, podStatus } from "./status";
@@ -102,28 +101,17 @@ export class NodeStandIn {
 
   static async start(opts: NodeOptions): Promise<NodeStandIn> {
     const log = opts.log ?? (() => {});
-    const stale = sweepStale();
-    if (stale.length) log(`swept leftovers of crashed runs: ${stale.join(", ")}`);
-    let names = runNames(newRunId());
-    while (fs.existsSync(names.dir)) names = runNames(newRunId());
-    claimRun(names.id);
-    const release = sweepOnExit(names.id);
+    const { names, release, node: dialer } = await startNodeNamespace(log);
+    const node = new NodeStandIn(names, connect(opts.kubeconfigPath), dialer, log);
+    node.released = release;
     try {
-      fs.mkdirSync(path.join(names.dir, "sock"), { recursive: true });
-      fs.chmodSync(path.join(names.dir, "sock"), 0o1777);
-      await createNode(names);
-      const root = { uid: 0, gid: 0, groups: [], capabilities: [], noNewPrivileges: true };
-      const dialer = await startDialer(names.nodeNs, root, path.join(names.dir, "sock", "node"), path.join(names.dir, "node-dialer.log"));
-      const node = new NodeStandIn(names, connect(opts.kubeconfigPath), dialer, log);
-      node.released = release;
       node.code = codeRootsFor(names.dir, HOST_CODE, log);
       await node.register();
       await node.watch();
       log(`node ${node.name} registered; pods in ${POD_CIDR.base}.0/${POD_CIDR.prefixLength}`);
       return node;
     } catch (err) {
-      sweepRun(names.id);
-      release();
+      await node.stop();
       throw err;
     }
   }

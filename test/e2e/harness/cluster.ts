@@ -66,6 +66,32 @@ export function skipUnlessRoot(ctx: Mocha.Context): void {
   }
 }
 
+/**
+ * Claims a new run (sweeping crashed ones first) and creates its node namespace with the bridge
+ * and the node's dialer (kubelet's vantage point). `release` removes the exit hooks after a
+ * normal teardown; on failure here everything is swept already.
+ */
+export async function startNodeNamespace(log: (line: string) => void): Promise<{ names: RunNames; release: () => void; node: Dialer }> {
+  const stale = sweepStale();
+  if (stale.length) log(`swept leftovers of crashed runs: ${stale.join(", ")}`);
+  let names = runNames(newRunId());
+  while (fs.existsSync(names.dir)) names = runNames(newRunId()); // another live run has this id
+  claimRun(names.id);
+  const release = sweepOnExit(names.id);
+  try {
+    fs.mkdirSync(path.join(names.dir, "sock"), { recursive: true });
+    fs.chmodSync(path.join(names.dir, "sock"), 0o1777);
+    await createNode(names);
+    const root = { uid: 0, gid: 0, groups: [], capabilities: [], noNewPrivileges: true };
+    const node = await startDialer(names.nodeNs, root, path.join(names.dir, "sock", "node"), path.join(names.dir, "node-dialer.log"));
+    return { names, release, node };
+  } catch (err) {
+    sweepRun(names.id);
+    release();
+    throw err;
+  }
+}
+
 export class Cluster {
   readonly pods: Pod[] = [];
   readonly objects = new Map<string, KubeObject>();
@@ -89,17 +115,8 @@ export class Cluster {
     const problem = rootProblem();
     if (problem) throw new ClusterError(problem);
     const log = opts.log ?? (() => {});
-    const stale = sweepStale();
-    if (stale.length) log(`swept leftovers of crashed runs: ${stale.join(", ")}`);
-    let names = runNames(newRunId());
-    while (fs.existsSync(names.dir)) names = runNames(newRunId()); // another live run has this id
-    claimRun(names.id);
-    const release = sweepOnExit(names.id);
+    const { names, release, node } = await startNodeNamespace(log);
     try {
-      fs.mkdirSync(path.join(names.dir, "sock"), { recursive: true });
-      fs.chmodSync(path.join(names.dir, "sock"), 0o1777);
-      await createNode(names);
-      const node = await startDialer(names.nodeNs, { uid: 0, gid: 0, groups: [], capabilities: [], noNewPrivileges: true }, path.join(names.dir, "sock", "node"), path.join(names.dir, "node-dialer.log"));
       const cluster = new Cluster(names, node, log);
       cluster.released = release;
       cluster.code = codeRootsFor(names.dir, HOST_CODE, log);
