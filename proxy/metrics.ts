@@ -57,6 +57,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly tunnelRetries = new client.Counter({
+    name: "mesh_proxy_tunnel_retries_total",
+    help: "Tunnel streams the server refused unprocessed (REFUSED_STREAM, or past its GOAWAY) and opened again on another session.",
+    registers: [this.registry],
+  });
+
   /** Seconds until the loaded leaf expires; read from the identity at scrape time. */
   certificateExpiry(read: () => Date | undefined): void {
     new client.Gauge({

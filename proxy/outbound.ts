@@ -8,7 +8,7 @@ import { Duplex } from "stream";
 import { copyBidirectional } from "./copy";
 import { lookupDestination, servicePortKey } from "./directory";
 import { originateMtls, Refusal, serverSpokeNoTls } from "./handshake";
-import { Identity, MESH_ALPN } from "./identity";
+import { MESH_ALPN } from "./identity";
 import { SESSIONS_PER_DESTINATION, TunnelPool } from "./pool";
 import { OutboundListener, OutboundRoute } from "./settings";
 import { ProxyContext, recordRefusal } from "./state";
@@ -62,7 +62,7 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
   let upstream: Duplex;
   try {
     try {
-      upstream = await dial(ctx, pool, route, fields);
+      upstream = await dial(ctx, pool, route);
     } catch (error) {
       // Mid-migration (a port just turned from disabled or unmeshed to permissive) kubelet updates
       // each pod's config at its own time: a server still on "disabled" hands our ClientHello to
@@ -103,11 +103,11 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
 }
 
 /** The upstream side of one outbound connection: plaintext, a tunnel stream, or an mTLS connection. */
-async function dial(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute, fields: Record<string, unknown>): Promise<Duplex> {
+async function dial(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute): Promise<Duplex> {
   if (route.spiffeId === null) return connectPlain(route);
   const identity = ctx.identity;
   if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
-  if (ctx.transport === "h2") return openTunnel(pool, { ...route, spiffeId: route.spiffeId }, identity);
+  if (ctx.transport === "h2") return openTunnel(ctx, pool, { ...route, spiffeId: route.spiffeId });
   const { limits, trustDomain } = ctx.config.workload;
   const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
   const socket = await originateMtls(identity, {
@@ -140,19 +140,34 @@ function connectPlain(route: OutboundRoute): Promise<net.Socket> {
  * leaf) is opened again on another session, with nothing lost; RFC 9113 section 8.7 makes that
  * retry safe. Another status is the server's refusal (authorization, draining).
  */
-async function openTunnel(pool: TunnelPool, route: OutboundRoute & { spiffeId: string }, identity: Identity, attempt = 1): Promise<http2.ClientHttp2Stream> {
+async function openTunnel(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute & { spiffeId: string }, attempt = 1): Promise<http2.ClientHttp2Stream> {
+  const identity = ctx.identity;
+  if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
   const stream = await pool.open(route, identity);
+  // Bounded: the server answers once its app accepted the connection, which may never happen.
+  const timeoutMs = ctx.config.workload.limits.handshakeTimeoutMs;
   const answer = await new Promise<number | Error>((resolve) => {
-    stream.once("response", (headers) => resolve(Number(headers[":status"])));
-    stream.once("error", resolve);
-    stream.once("close", () => resolve(new Error("the tunnel stream closed before the server answered")));
+    const timer = setTimeout(() => resolve(new Refusal("tunnel_timeout", `the server proxy did not answer within ${timeoutMs} ms`)), timeoutMs);
+    const done = (v: number | Error) => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    stream.once("response", (headers) => done(Number(headers[":status"])));
+    stream.once("error", done);
+    stream.once("close", () => done(new Error("the tunnel stream closed before the server answered")));
   });
   if (answer === 200) return stream;
+  stream.close(http2.constants.NGHTTP2_CANCEL);
   stream.destroy();
   if (typeof answer === "number") throw new Refusal("tunnel_refused", `the server proxy answered ${answer}`);
   const unprocessed = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || (answer as NodeJS.ErrnoException).code === "ERR_HTTP2_GOAWAY_SESSION";
   // The server closes every session made under its old leaf at once, so the next pooled sessions
-  // may be closing too; each refusal retires one (its GOAWAY came first), so this ends.
-  if (unprocessed && attempt <= SESSIONS_PER_DESTINATION) return openTunnel(pool, route, identity, attempt + 1);
+  // may be closing too: try each slot once more at most (a refusal for another reason, such as
+  // an overloaded server, ends the same way after those few tries).
+  if (unprocessed && attempt <= SESSIONS_PER_DESTINATION) {
+    ctx.log.debug("tunnel stream refused unprocessed; retrying on another session", { attempt });
+    ctx.metrics.tunnelRetries.inc();
+    return openTunnel(ctx, pool, route, attempt + 1);
+  }
   throw answer;
 }

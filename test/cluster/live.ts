@@ -49,14 +49,15 @@ export class Live {
     }
   }
 
-  /** "<pod uid>/<container>" → "<startedAt> restarts=<n>" for every container of the namespaces' pods. */
+  /** "<ns>/<pod>/<container>" → "<state> <startedAt> restarts=<n>" for every container of the namespaces' pods. */
   async containerStarts(namespaces: string[]): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     for (const namespace of namespaces) {
       for (const p of (await this.core.listNamespacedPod({ namespace })).items) {
         for (const c of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
           const started = c.state?.running?.startedAt ?? c.state?.terminated?.startedAt;
-          out[`${namespace}/${p.metadata!.name}/${c.name}`] = `${started ? new Date(started).toISOString() : "-"} restarts=${c.restartCount}`;
+          const state = c.state?.running ? "running" : c.state?.terminated ? "terminated" : "waiting";
+          out[`${namespace}/${p.metadata!.name}/${c.name}`] = `${state} ${started ? new Date(started).toISOString() : "-"} restarts=${c.restartCount}`;
         }
       }
     }

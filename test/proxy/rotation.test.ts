@@ -103,6 +103,8 @@ for (const transport of TRANSPORTS) {
       running = false;
       await Promise.all(loops);
       assert.ok(sent > 50, `only ${sent} connections`);
+      // The race this guards against did happen here (each run saw some refusals before the fix).
+      if (transport === "h2") assert.ok(client.logs.some((l) => l.msg === "tunnel stream refused unprocessed; retrying on another session"), "no stream was refused: the test did not reach the race");
       assert.deepEqual(failures, [], `${failures.length} of ${sent} connections failed; client: ${JSON.stringify(client.logs.filter((l) => l.error || l.level === "warn" || l.level === "error").slice(-5))}; server: ${JSON.stringify(server.logs.filter((l) => l.error || l.level === "warn" || l.level === "error").slice(-5))}`);
     });
   });

@@ -25,7 +25,8 @@ export type Cache<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.Object
 
 /**
  * An informer that restarts after an error (the watch connection dropped, the API server is
- * busy) until `stop`; `start()` resolves once the first list is in the cache.
+ * busy) until `stop`; `start()` resolves after the first list (an empty cache if that list failed:
+ * the restart fills it).
  */
 export class Watched<T extends k8s.KubernetesObject> {
   readonly cache: Cache<T>;

@@ -224,8 +224,11 @@ export class NodeStandIn {
         body: { apiVersion: "v1", kind: "Binding", metadata: { name, uid }, target: { apiVersion: "v1", kind: "Node", name: this.name } },
       });
     } catch (err) {
-      // 409: bound already (a retry); 404: deleted meanwhile.
-      if (![404, 409].includes(statusOf(err) ?? 0)) this.log(`binding ${namespace}/${name} failed: ${(err as Error).message}`);
+      // 409: bound already (a retry); 404: deleted meanwhile. Anything else: the next event retries.
+      if (![404, 409].includes(statusOf(err) ?? 0)) {
+        this.binding.delete(uid);
+        this.log(`binding ${namespace}/${name} failed: ${(err as Error).message}`);
+      }
     }
   }
 
@@ -239,22 +242,25 @@ export class NodeStandIn {
       await this.waitForSources(entry);
       if (entry.deleted) return;
       const tokens = await this.tokens(entry);
+      if (entry.deleted) return;
       entry.index = this.allocateIndex();
       const ip = podIp(entry.index);
       const labels = (obj.metadata?.labels ?? {}) as Record<string, string>;
-      const pod = new Pod(name, namespace, labels, spec, entry.index, this.podContext(spec, tokens));
+      const pod = new Pod(name, namespace, labels, spec, entry.index, this.podContext(entry, spec, tokens));
       entry.pod = pod;
       const t0 = Date.now();
       await pod.start(ip, hostsFile(this.kubeServices(), namespace, name, ip));
-      if (entry.deleted) return;
+      // Deleted while starting: stop() ran alongside start(), which may have made things since.
+      if (entry.deleted) return void (await pod.stop(0));
       entry.waiting = undefined;
+      this.scheduleNetworkSync(); // Services made while it started are in its hosts file too
       this.log(`pod ${namespace}/${name} running at ${ip} (${Date.now() - t0} ms; containers: ${[...pod.containers.keys()].join(", ")})`);
       pod.startProbing(() => {
         this.log(`pod ${namespace}/${name} is ${pod.ready ? "ready again" : "not ready (readiness probe failing)"}`);
         this.writeStatus(entry);
       });
     } catch (err) {
-      if (entry.deleted) return;
+      if (entry.deleted) return void (await entry.pod?.stop(0));
       // What `kubectl describe pod` would show; the provider's await quotes it on timeout.
       entry.waiting = { reason: "RunContainerError", message: (err as Error).message };
       this.log(`pod ${namespace}/${name} failed to start: ${(err as Error).message}`);
@@ -308,7 +314,7 @@ export class NodeStandIn {
     return tokens;
   }
 
-  private podContext(spec: PodSpec, tokens: Map<string, string>): PodContext {
+  private podContext(entry: Entry, spec: PodSpec, tokens: Map<string, string>): PodContext {
     return {
       names: this.names,
       lookup: (kind, namespace, name) => this.lookup(kind, namespace, name),
@@ -321,6 +327,8 @@ export class NodeStandIn {
         if (token === undefined) throw new Error(`no token requested for ${s.path}`);
         return token;
       },
+      // A container that exits is not ready any more: the API must say so (no restarts here).
+      onContainerExit: () => this.writeStatus(entry),
       log: (line) => {
         if (!this.stopping) this.log(line);
       },
@@ -345,7 +353,7 @@ export class NodeStandIn {
     const started = new Map<string, ContainerView>();
     for (const [name, c] of entry.pod?.containers ?? []) {
       const spec = entry.pod!.container(name);
-      started.set(name, { name, image: spec.image ?? "", init: c.init, sidecar: c.init && spec.restartPolicy === "Always", startedAt: c.startedAt, finishedAt: c.finishedAt, exit: c.exit, ready: entry.pod!.ready });
+      started.set(name, { name, image: spec.image ?? "", init: c.init, sidecar: c.init && spec.restartPolicy === "Always", startedAt: c.startedAt, finishedAt: c.finishedAt, exit: c.exit, ready: entry.pod!.ready && !c.exit });
     }
     const specs = (cs: { name: string; image?: string }[] | undefined) => (cs ?? []).map((c) => ({ name: c.name, image: c.image ?? "" }));
     return {
@@ -450,7 +458,7 @@ export class NodeStandIn {
       .filter((p) => Object.entries(labels).every(([k, v]) => p.labels[k] === v));
   }
 
-  /** Waits (bounded) until kube-proxy and DNS caught up with the API server's last change. */
+  /** Waits for the kube-proxy and DNS sync already queued (from the events seen so far). */
   async settled(): Promise<void> {
     await this.syncing;
   }

@@ -63,7 +63,7 @@ export function podStatus(view: PodView, previous: V1PodCondition[] | undefined,
     return c?.sidecar ? !!c.startedAt : c?.exit?.code === 0;
   });
   const all = [...view.initContainers.filter((s) => view.started.get(s.name)?.sidecar), ...view.containers];
-  const containersReady = !view.waiting && view.ready && all.every((s) => view.started.get(s.name)?.ready);
+  const containersReady = !view.waiting && view.ready && all.every((s) => view.started.get(s.name)?.ready && !view.started.get(s.name)?.exit);
   const condition = (type: string, ok: boolean, reason?: string): V1PodCondition => {
     const status = ok ? "True" : "False";
     const before = previous?.find((p) => p.type === type);

@@ -99,7 +99,10 @@ export class MockEngine implements pulumi.runtime.Mocks {
   }
 
   private createKube(type: string, name: string, inputs: Record<string, any>, previous?: StateEntry) {
-    const [, group, kind] = /^kubernetes:([^:]+):(.+)$/.exec(type) ?? [];
+    const [, group, token] = /^kubernetes:([^:]+):(.+)$/.exec(type) ?? [];
+    // A `…Patch` resource's outputs are the patched object: kind Namespace for a NamespacePatch,
+    // as the real provider reports it (seen in test/cluster/quickstart.cluster.ts).
+    const kind = token?.replace(/Patch$/, "");
     if (!group || !kind) throw new tlsProvider.StandInError(`unexpected Kubernetes type token ${type}`);
     const apiVersion = group.startsWith("core/") ? group.slice("core/".length) : group;
     // Pulumi autonames objects without metadata.name: "<resource name>-<random suffix>".

@@ -42,6 +42,8 @@ export interface PodContext {
    * Without it such a source is refused: the engine stand-in has no API server to sign tokens.
    */
   serviceAccountToken?(source: NonNullable<ProjectedSource["serviceAccountToken"]>): string;
+  /** Called when a running container exits (kubelet would report it and restart it). */
+  onContainerExit?(container: string): void;
   log(line: string): void;
 }
 
@@ -358,6 +360,7 @@ export class Pod {
       state.exit = exit;
       state.finishedAt = new Date().toISOString();
       this.ctx.log(`pod ${this.namespace}/${this.name}: container ${c.name} exited (${exit.code ?? exit.signal})`);
+      this.ctx.onContainerExit?.(c.name);
     });
   }
 
