@@ -37,16 +37,18 @@ export const PortModeSchema = z.strictObject({ port: Port, mode: ModeSchema });
 /**
  * One authorization rule. A connection matches when its port is in `ports` (absent: every port)
  * and its authenticated peer is one of `principals` or lives in one of `namespaces` (same trust
- * domain). A plaintext peer has no identity and matches no rule.
+ * domain). A plaintext peer has no identity: it matches only a rule's `plaintextFrom`, by source
+ * address (a declared unmeshed client; only a permissive port admits plaintext at all).
  */
 export const AuthorizationRuleSchema = z
   .strictObject({
     ports: z.array(Port).min(1).optional(),
     principals: z.array(SpiffeIdString).optional(),
     namespaces: z.array(Dns1123Label).optional(),
+    plaintextFrom: z.array(z.union([z.cidrv4(), z.cidrv6()])).optional(),
   })
-  .refine((r) => (r.principals?.length ?? 0) + (r.namespaces?.length ?? 0) > 0, {
-    message: "a rule needs at least one principal or namespace",
+  .refine((r) => (r.principals?.length ?? 0) + (r.namespaces?.length ?? 0) + (r.plaintextFrom?.length ?? 0) > 0, {
+    message: "a rule needs at least one principal, namespace or plaintextFrom block",
   });
 
 export const LimitsSchema = z.strictObject({

@@ -3,10 +3,10 @@
 // tunnel (ALPN mesh-h2) gets an HTTP/2 session whose CONNECT streams are authorized one by one.
 import * as net from "net";
 import { acceptMtls, Refusal } from "./handshake";
-import { decide, resolveMode } from "./policy";
+import { decide, InboundPeer, resolveMode } from "./policy";
 import { InboundListener, MeshConfig } from "./settings";
 import { sniff } from "./sniff";
-import { ProxyContext, recordRefusal } from "./state";
+import { ProxyContext, recordAuditRefusal, recordRefusal } from "./state";
 import { serveTunnel } from "./tunnel";
 import { forwardToApp } from "./upstream";
 import { Mode, RESERVED_PORTS } from "./wellknown";
@@ -17,8 +17,8 @@ export function modeFor(listener: InboundListener, config: MeshConfig, port: num
 }
 
 /** Does an admitted connection still conform after a reload? (catalogue #5) */
-export function stillConforms(listener: InboundListener, port: number, peer: string | null) {
-  return (config: MeshConfig) => decide(modeFor(listener, config, port), { id: peer }, port, config.workload).allow;
+export function stillConforms(listener: InboundListener, port: number, peer: InboundPeer) {
+  return (config: MeshConfig) => decide(modeFor(listener, config, port), peer, port, config.workload).allow;
 }
 
 export function inboundHandler(ctx: ProxyContext, listener: InboundListener): (raw: net.Socket) => void {
@@ -52,11 +52,13 @@ async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Soc
   const fields = { remote, port };
 
   if (mode === "disabled") {
-    return forwardToApp(ctx, raw, { port, mode, fields, tracked: { conforms: stillConforms(listener, port, null) } });
+    return forwardToApp(ctx, raw, { port, mode, fields, tracked: { conforms: stillConforms(listener, port, { id: null, address: raw.remoteAddress }) } });
   }
 
   const started = Date.now();
-  const firstBytes = await sniff(raw, mode === "permissive" ? limits.sniffTimeoutMs : limits.handshakeTimeoutMs);
+  // Audit admits plaintext like permissive, so it waits no longer for a client that speaks first.
+  const admitsPlaintext = mode === "permissive" || mode === "audit";
+  const firstBytes = await sniff(raw, admitsPlaintext ? limits.sniffTimeoutMs : limits.handshakeTimeoutMs);
   if (firstBytes === "closed") return void raw.destroy();
   if (firstBytes === "plaintext" || firstBytes === "timeout") {
     if (mode === "strict") {
@@ -64,7 +66,7 @@ async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Soc
       recordRefusal(ctx, "inbound", mode, reason, fields);
       return void raw.destroy();
     }
-    // Permissive: plaintext, or a server-first protocol whose client waits for the server.
+    // Permissive or audit: plaintext, or a server-first protocol whose client waits for the server.
     return admit(ctx, listener, raw, port, mode, null, fields);
   }
 
@@ -102,10 +104,12 @@ function admit(
 ): void {
   // Re-read the mode: a reload may have landed while we sniffed or handshook.
   const current = modeFor(listener, ctx.config, port);
-  const decision = decide(current, { id: peer }, port, ctx.config.workload);
+  const from: InboundPeer = { id: peer, address: client.remoteAddress };
+  const decision = decide(current, from, port, ctx.config.workload);
   if (!decision.allow) {
     recordRefusal(ctx, "inbound", current, decision.reason, fields);
     return deny();
   }
-  forwardToApp(ctx, client, { port, mode: peer ? `${mode}-mtls` : mode, fields, tracked: { conforms: stillConforms(listener, port, peer) } });
+  if (decision.wouldRefuse) recordAuditRefusal(ctx, port, decision.wouldRefuse, fields);
+  forwardToApp(ctx, client, { port, mode: peer ? `${current}-mtls` : current, fields, tracked: { conforms: stillConforms(listener, port, from) } });
 }

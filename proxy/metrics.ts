@@ -57,6 +57,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly auditRefusals = new client.Counter({
+    name: "mesh_proxy_audit_refusals_total",
+    help: "Connections or tunnel streams an audit port admitted that strict would refuse, by port and reason (the peer is in the log line).",
+    labelNames: ["port", "reason"] as const,
+    registers: [this.registry],
+  });
+
   readonly tunnelRetries = new client.Counter({
     name: "mesh_proxy_tunnel_retries_total",
     help: "Tunnel streams the server refused unprocessed (REFUSED_STREAM, or past its GOAWAY) and opened again on another session.",

@@ -1,4 +1,5 @@
 // Inbound decisions, pure: which mode applies to a port, and whether a peer may use it.
+import { BlockList, isIPv6 } from "node:net";
 import { AuthorizationRule, WorkloadConfig } from "./config";
 import { Mode } from "./wellknown";
 import { parseSpiffeId } from "./spiffe";
@@ -10,17 +11,20 @@ export function resolveMode(workload: WorkloadConfig, port: number): Mode {
 
 /**
  * May `peer` (an authenticated SPIFFE ID, or null for a plaintext client) reach `port`?
- * No policy (null) allows everyone; otherwise a rule must match, and a plaintext peer has no
- * identity so it matches no rule (catalogue #2).
+ * No policy (null) allows everyone; otherwise a rule must match. A plaintext peer has no
+ * identity, so it matches only a rule's `plaintextFrom` (its source address; catalogue #2).
  */
 export function authorize(
   peer: string | null,
   port: number,
   authorization: { rules: AuthorizationRule[] } | null,
   trustDomain: string,
+  address?: string,
 ): boolean {
   if (authorization === null) return true;
-  if (peer === null) return false;
+  if (peer === null) {
+    return address !== undefined && authorization.rules.some((rule) => (!rule.ports || rule.ports.includes(port)) && inCidrs(address, rule.plaintextFrom));
+  }
   const parsed = parseSpiffeId(peer);
   if (!parsed.ok) return false;
   const sameDomain = parsed.id.trustDomain === trustDomain;
@@ -31,19 +35,46 @@ export function authorize(
   });
 }
 
+const blockLists = new WeakMap<string[], BlockList>();
+
+/** Is `address` in one of `cidrs`? Lists are compiled once per config document. */
+function inCidrs(address: string, cidrs: string[] | undefined): boolean {
+  if (!cidrs?.length) return false;
+  let list = blockLists.get(cidrs);
+  if (!list) {
+    list = new BlockList();
+    for (const cidr of cidrs) {
+      const [net, prefix] = cidr.split("/");
+      list.addSubnet(net, Number(prefix), isIPv6(net) ? "ipv6" : "ipv4");
+    }
+    blockLists.set(cidrs, list);
+  }
+  const bare = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  return list.check(bare, isIPv6(bare) ? "ipv6" : "ipv4");
+}
+
 export interface InboundPeer {
   /** Authenticated SPIFFE ID, or null for plaintext. */
   id: string | null;
+  /** The connection's source address (matched against plaintextFrom). */
+  address?: string;
 }
 
-export type Decision = { allow: true } | { allow: false; reason: "plaintext_on_strict" | "authorization_denied" };
+export type RefusalReason = "plaintext_on_strict" | "authorization_denied";
+
+/** `wouldRefuse`: an audit port admitted what strict would have refused, and why. */
+export type Decision = { allow: true; wouldRefuse?: RefusalReason } | { allow: false; reason: RefusalReason };
 
 /** The whole inbound decision for one connection (or tunnel stream) once its peer is known. */
 export function decide(mode: Mode, peer: InboundPeer, port: number, workload: WorkloadConfig): Decision {
   if (mode === "disabled") return { allow: true };
-  if (mode === "strict" && peer.id === null) return { allow: false, reason: "plaintext_on_strict" };
-  if (!authorize(peer.id, port, workload.authorization, workload.trustDomain)) {
-    return { allow: false, reason: "authorization_denied" };
-  }
-  return { allow: true };
+  const strict = mode === "strict" || mode === "audit";
+  const refusal: RefusalReason | undefined =
+    strict && peer.id === null
+      ? "plaintext_on_strict"
+      : !authorize(peer.id, port, workload.authorization, workload.trustDomain, peer.address)
+        ? "authorization_denied"
+        : undefined;
+  if (refusal === undefined) return { allow: true };
+  return mode === "audit" ? { allow: true, wouldRefuse: refusal } : { allow: false, reason: refusal };
 }

@@ -37,3 +37,13 @@ export function recordRefusal(
   ctx.metrics.connections.inc({ direction, mode, outcome: "refused" });
   ctx.log.warn("refused", { direction, mode, reason, ...fields });
 }
+
+/**
+ * One connection an audit port admitted although strict would refuse it: one counter bump (port
+ * and reason only; peers are unbounded, so they go to the log line, not a label) and one log line
+ * with the peer.
+ */
+export function recordAuditRefusal(ctx: ProxyContext, port: number, reason: string, fields: Record<string, unknown> = {}): void {
+  ctx.metrics.auditRefusals.inc({ port: String(port), reason });
+  ctx.log.warn("audit: strict would refuse", { direction: "inbound", mode: "audit", reason, ...fields, peer: fields.peer ?? "plaintext" });
+}

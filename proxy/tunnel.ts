@@ -7,7 +7,7 @@ import * as http2 from "http2";
 import * as tls from "tls";
 import { decide } from "./policy";
 import { InboundListener } from "./settings";
-import { ProxyContext, recordRefusal } from "./state";
+import { ProxyContext, recordAuditRefusal, recordRefusal } from "./state";
 import { forwardToApp } from "./upstream";
 import { modeFor, stillConforms } from "./inbound";
 import { RESERVED_PORTS } from "./wellknown";
@@ -110,14 +110,16 @@ export function serveTunnel(
     if (!declared || RESERVED_PORTS.includes(port)) return refuse(403, "tunnel_target_not_allowed", { port });
     if (ctx.connections.size >= limits.maxConnections) return refuse(503, "max_connections");
     const mode = modeFor(listener, ctx.config, port);
-    const decision = decide(mode, { id: peer }, port, ctx.config.workload);
+    const from = { id: peer, address: socket.remoteAddress };
+    const decision = decide(mode, from, port, ctx.config.workload);
     if (!decision.allow) return refuse(403, decision.reason, { port });
+    if (decision.wouldRefuse) recordAuditRefusal(ctx, port, decision.wouldRefuse, { ...fields, stream: stream.id });
     const appPort = port;
     forwardToApp(ctx, stream, {
       port: appPort,
       mode: `${mode}-mtls`,
       fields: { ...fields, port: appPort, stream: stream.id },
-      tracked: { conforms: stillConforms(listener, appPort, peer) },
+      tracked: { conforms: stillConforms(listener, appPort, from) },
       onConnected: () => stream.respond({ ":status": 200 }),
       onUnavailable: () => {
         if (!stream.destroyed) stream.respond({ ":status": 502 }, { endStream: true });

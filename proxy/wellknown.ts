@@ -37,8 +37,12 @@ export const FILE_NAMES = {
 /** Kubelet probes are rewritten to the admin port under this prefix: /app-health/<container>/<probe>. */
 export const PROBE_PATH_PREFIX = "/app-health";
 
-/** Mesh modes, from least to most strict. */
-export const MODES = ["disabled", "permissive", "strict"] as const;
+/**
+ * Mesh modes, from least to most strict. "audit" is strict in audit: the proxy admits what strict
+ * would refuse (plaintext, unauthorized peers) and logs and counts each such connection, so the
+ * traffic nobody declared shows up before the flip to strict.
+ */
+export const MODES = ["disabled", "permissive", "audit", "strict"] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Labels and annotations the components put on meshed objects. */

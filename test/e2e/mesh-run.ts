@@ -47,11 +47,12 @@ export const QUICKSTART = {
 
 /**
  * The product's promise per cell: disabled forwards everything as plaintext (no identity, so no
- * authorization either); permissive admits mTLS peers the policy allows and plaintext only where
+ * authorization either); audit admits everything (meshed clients still over mTLS); permissive admits mTLS peers the policy allows and plaintext only where
  * no identity is required; strict admits only allowed mTLS peers.
  */
 export function expectedToSucceed(mode: Mode, client: Pick<Client, "meshed" | "allowed">): boolean {
-  if (mode === "disabled") return true;
+  // Audit admits what strict would refuse (it only logs and counts it).
+  if (mode === "disabled" || mode === "audit") return true;
   if (!client.meshed) return mode === "permissive" && client.allowed;
   return client.allowed;
 }

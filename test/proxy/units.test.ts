@@ -119,6 +119,28 @@ describe("proxy/policy", function () {
     assert.deepEqual(decide("permissive", { id: null }, 8080, w), { allow: false, reason: "authorization_denied" });
     assert.deepEqual(decide("strict", { id: CLIENT_ID }, 8080, w), { allow: true });
   });
+
+  it("decides audit as strict, but admits what strict refuses and says why", function () {
+    assert.deepEqual(decide("audit", { id: null }, 8080, w), { allow: true, wouldRefuse: "plaintext_on_strict" });
+    assert.deepEqual(decide("audit", { id: `spiffe://${TD}/ns/shop/sa/reports` }, 8080, w), { allow: true, wouldRefuse: "authorization_denied" });
+    assert.deepEqual(decide("audit", { id: CLIENT_ID }, 8080, w), { allow: true });
+  });
+
+  it("matches a plaintext peer only by a rule's plaintextFrom block, on its ports", function () {
+    const rules = parseWorkloadConfig(
+      workload(SERVER_ID, { authorization: { rules: [{ ports: [9102], plaintextFrom: ["10.1.0.0/16", "fd00::/64"] }] } }),
+    ).authorization;
+    assert.equal(authorize(null, 9102, rules, TD, "10.1.2.3"), true);
+    assert.equal(authorize(null, 9102, rules, TD, "::ffff:10.1.2.3"), true, "an IPv4-mapped source is its IPv4 address");
+    assert.equal(authorize(null, 9102, rules, TD, "fd00::7"), true);
+    assert.equal(authorize(null, 9102, rules, TD, "10.2.0.1"), false);
+    assert.equal(authorize(null, 8080, rules, TD, "10.1.2.3"), false, "another port");
+    assert.equal(authorize(null, 9102, rules, TD), false, "no address, no match");
+    assert.equal(authorize(CLIENT_ID, 9102, rules, TD, "10.1.2.3"), false, "an mTLS peer is matched by identity, not address");
+    const ws = parseWorkloadConfig(workload(SERVER_ID, { authorization: rules }));
+    assert.deepEqual(decide("permissive", { id: null, address: "10.1.2.3" }, 9102, ws), { allow: true });
+    assert.deepEqual(decide("strict", { id: null, address: "10.1.2.3" }, 9102, ws), { allow: false, reason: "plaintext_on_strict" });
+  });
 });
 
 describe("proxy/sniff classifyFirstBytes", function () {
