@@ -9,6 +9,11 @@ import type { MeshWorkloadRef } from "./meshed-workload";
 import { ResolvedRule, renderNetworkPolicySpec } from "./policy";
 import { MeshInputError, checkDns1123Label, checkServiceAccountRef, componentLabel } from "./validate";
 import { claimedName } from "./registry";
+import { UnmeshedClient } from "./unmeshed-client";
+import type { Mode } from "../proxy/wellknown";
+
+/** Modes in which the proxy admits every peer, so the NetworkPolicy must too. */
+const admitsEveryone = (mode: Mode) => mode === "disabled" || mode === "audit";
 
 export interface AuthorizationRuleArgs {
   from: {
@@ -16,6 +21,8 @@ export interface AuthorizationRuleArgs {
     serviceAccounts?: string[];
     /** Namespaces whose every meshed identity is allowed. */
     namespaces?: string[];
+    /** Declared unmeshed clients (`mesh.unmeshedClient`), admitted in plaintext where the port's mode takes it. */
+    clients?: UnmeshedClient[];
   };
   /** Service ports (or pod ports) of the workload; absent = all of its ports. */
   ports?: number[];
@@ -49,7 +56,7 @@ export class AuthorizationPolicy extends pulumi.ComponentResource {
     if (workload.namespace !== namespace) {
       throw new MeshInputError(label, "namespace", `is ${JSON.stringify(namespace)}, but ${workload.label} lives in ${JSON.stringify(workload.namespace)}`, `set namespace: ${JSON.stringify(workload.namespace)}`);
     }
-    this.rules = resolveRules(label, args.rules, workload);
+    this.rules = resolveRules(label, args.rules, workload, args.mesh);
 
     const ns = args.mesh.namespaceResource(namespace);
     this.networkPolicy = new k8s.networking.v1.NetworkPolicy(
@@ -59,8 +66,8 @@ export class AuthorizationPolicy extends pulumi.ComponentResource {
         spec: renderNetworkPolicySpec({
           workload: workload.workloadName,
           rules: this.rules,
-          openPorts: workload.portPlan.inboundPorts.filter((p) => p.mode === "disabled").map((p) => p.port),
-          allOpen: workload.portPlan.defaultMode === "disabled" && workload.portPlan.inboundPorts.every((p) => p.mode === "disabled"),
+          openPorts: workload.portPlan.inboundPorts.filter((p) => admitsEveryone(p.mode)).map((p) => p.port),
+          allOpen: admitsEveryone(workload.portPlan.defaultMode) && workload.portPlan.inboundPorts.every((p) => admitsEveryone(p.mode)),
         }),
       },
       { parent: this, dependsOn: ns ? [ns] : [] },
@@ -76,7 +83,7 @@ export class AuthorizationPolicy extends pulumi.ComponentResource {
 }
 
 /** Validates rules and translates Service ports to the pod ports the proxy and NetworkPolicy see. */
-export function resolveRules(label: string, rules: AuthorizationRuleArgs[], workload: MeshWorkloadRef): ResolvedRule[] {
+export function resolveRules(label: string, rules: AuthorizationRuleArgs[], workload: MeshWorkloadRef, mesh: object): ResolvedRule[] {
   if (!Array.isArray(rules) || rules.length === 0) {
     throw new MeshInputError(label, "rules", "is empty", "give at least one rule; to deny everyone, delete the workload's Service instead");
   }
@@ -85,8 +92,13 @@ export function resolveRules(label: string, rules: AuthorizationRuleArgs[], work
     const at = `rules[${i}]`;
     const serviceAccounts = (rule.from?.serviceAccounts ?? []).map((sa, j) => checkServiceAccountRef(label, `${at}.from.serviceAccounts[${j}]`, sa));
     const namespaces = (rule.from?.namespaces ?? []).map((ns, j) => checkDns1123Label(label, `${at}.from.namespaces[${j}]`, ns));
-    if (serviceAccounts.length + namespaces.length === 0) {
-      throw new MeshInputError(label, `${at}.from`, "names nobody", "list serviceAccounts (\"ns/sa\") or namespaces");
+    const clients = (rule.from?.clients ?? []).map((c, j) => {
+      if (!(c instanceof UnmeshedClient)) throw new MeshInputError(label, `${at}.from.clients[${j}]`, "is not an unmeshed client", "pass what mesh.unmeshedClient(...) returns");
+      if (c.mesh !== mesh) throw new MeshInputError(label, `${at}.from.clients[${j}]`, `is ${c.label}, declared with another mesh`, "declare the client with this policy's mesh");
+      return c;
+    });
+    if (serviceAccounts.length + namespaces.length + clients.length === 0) {
+      throw new MeshInputError(label, `${at}.from`, "names nobody", "list serviceAccounts (\"ns/sa\"), namespaces, or unmeshed clients");
     }
     const ports = rule.ports?.map((port, j) => {
       const service = plan.servicePorts.find((p) => p.port === port);
@@ -98,6 +110,6 @@ export function resolveRules(label: string, rules: AuthorizationRuleArgs[], work
     if (ports && ports.length === 0) {
       throw new MeshInputError(label, `${at}.ports`, "is empty", "omit ports to allow every port, or list some");
     }
-    return { serviceAccounts, namespaces, ...(ports ? { ports: [...new Set(ports)].sort((a, b) => a - b) } : {}) };
+    return { serviceAccounts, namespaces, clients, ...(ports ? { ports: [...new Set(ports)].sort((a, b) => a - b) } : {}) };
   });
 }

@@ -18,6 +18,9 @@ import { MeshRegistry, RegistrySnapshot } from "./registry";
 import { renderAuthorizationRules } from "./policy";
 import { renderDirectoryConfig, renderWorkloadConfig, serviceHostnames } from "./render";
 import { InjectOptions, meshVolumes, sidecarContainer } from "./inject";
+import { checkAcceptBreaking, meshReachability } from "./mesh-reachability";
+import type { ReachabilityEdge } from "./reachability";
+import { UnmeshedClient, UnmeshedClientArgs } from "./unmeshed-client";
 import {
   MeshInputError,
   checkAppPort,
@@ -117,6 +120,12 @@ export interface MeshArgs {
    */
   nodeProxy?: boolean;
   /**
+   * Edges of the reachability matrix this program may cut off although a declared unmeshed client
+   * needs them, named as the matrix prints them: "<namespace>/<workload>:<port> from <client>".
+   * Without them, such a program is refused (README, "Rolling out strict safely").
+   */
+  acceptBreaking?: string[];
+  /**
    * Directory entries of services meshed by another program (its Mesh's `services` output, via a
    * StackReference), so this mesh's clients originate mTLS to them too.
    */
@@ -183,6 +192,15 @@ export class Mesh extends pulumi.ComponentResource {
   readonly now: number;
   readonly registry: MeshRegistry;
   readonly daemonSet?: k8s.apps.v1.DaemonSet;
+  /** Every client × server Service port, as the proxies will enforce it (components/reachability.ts). */
+  readonly reachability: pulumi.Output<ReachabilityEdge[]>;
+  /** The matrix as sorted text (reachability.txt) in the system namespace, for the preview's diff. */
+  readonly reachabilityConfigMap: k8s.core.v1.ConfigMap;
+  /**
+   * Rejects when the program cuts off a declared unmeshed client (the guard). Left unhandled on
+   * purpose: the rejection fails `pulumi preview` and `pulumi up` with the guard's message.
+   */
+  readonly reachabilityCheck: Promise<void>;
   /** This mesh's own directory entries, for another program's `importedServices`. */
   readonly services: pulumi.Output<DirectoryService[]>;
   private readonly importedServices: pulumi.Output<DirectoryService[]>;
@@ -254,8 +272,31 @@ export class Mesh extends pulumi.ComponentResource {
     );
     this.namespaces.set(this.systemNamespace, system);
     if (args.nodeProxy ?? true) this.daemonSet = this.nodeProxy(name, system, args);
+    const reachability = meshReachability({
+      mesh: this,
+      meshName: name,
+      label,
+      registry: this.registry,
+      systemNamespace: this.systemNamespace,
+      system,
+      configProvider: this.configProvider,
+      acceptBreaking: checkAcceptBreaking(label, args.acceptBreaking),
+    });
+    this.reachability = reachability.edges;
+    this.reachabilityConfigMap = reachability.configMap;
+    this.reachabilityCheck = reachability.check;
 
-    this.registerOutputs({ trustBundlePem: this.trustBundlePem, proxyImage: this.proxyImage, mode: this.mode, services: this.services });
+    this.registerOutputs({ trustBundlePem: this.trustBundlePem, proxyImage: this.proxyImage, mode: this.mode, services: this.services, reachability: this.reachability });
+  }
+
+  /**
+   * Declares a plaintext client known to exist (a Deployment, a namespace's pods, address blocks):
+   * it shows up in the reachability matrix, rules may name it, and the guard protects what it calls.
+   */
+  unmeshedClient(name: string, args: UnmeshedClientArgs): UnmeshedClient {
+    const client = new UnmeshedClient(this, name, args);
+    this.registry.registerUnmeshedClient(client);
+    return client;
   }
 
   /** Effective mode: port > workload > namespace > mesh. */

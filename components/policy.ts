@@ -7,10 +7,21 @@ import { LABELS, PROXY_PORTS } from "../proxy/wellknown";
 import type { AuthorizationRule } from "../proxy/config";
 import { SERVICE_ACCOUNT_LABEL } from "./inject";
 
+/** A declared unmeshed client as a rule sees it (components/unmeshed-client.ts). */
+export interface RuleClient {
+  key: string;
+  /** Source blocks the proxy admits its plaintext from. */
+  plaintextFrom: string[];
+  /** Its pods, namespace or blocks, for the NetworkPolicy. */
+  networkPolicyPeers: k8s.types.input.networking.v1.NetworkPolicyPeer[];
+}
+
 /** A rule after validation: service accounts split, ports already translated to pod ports. */
 export interface ResolvedRule {
   serviceAccounts: { namespace: string; serviceAccount: string }[];
   namespaces: string[];
+  /** Declared unmeshed clients the rule admits (by address; only a permissive port takes plaintext). */
+  clients: RuleClient[];
   /** Pod (container) ports; undefined = every port of the workload. */
   ports?: number[];
 }
@@ -27,6 +38,7 @@ export function renderAuthorizationRules(rules: ResolvedRule[], trustDomain: str
       out.principals = uniqueSorted(rule.serviceAccounts.map((sa) => spiffeId(trustDomain, sa.namespace, sa.serviceAccount)));
     }
     if (rule.namespaces.length) out.namespaces = uniqueSorted(rule.namespaces);
+    if (rule.clients.length) out.plaintextFrom = uniqueSorted(rule.clients.flatMap((c) => c.plaintextFrom));
     return out;
   });
 }
@@ -35,9 +47,9 @@ export interface NetworkPolicyInput {
   /** The workload the policy protects (its pods carry mtls-mesh.io/workload=<name>). */
   workload: string;
   rules: ResolvedRule[];
-  /** Pod ports whose effective mode is disabled: the proxy lets everyone through, so must this. */
+  /** Pod ports whose effective mode is disabled or audit: the proxy lets everyone through, so must this. */
   openPorts?: number[];
-  /** Every port of the workload is disabled: the policy admits everyone (it only waits for a mode). */
+  /** Every port of the workload is disabled or audit: the policy admits everyone (it only waits for a mode). */
   allOpen?: boolean;
 }
 
@@ -51,8 +63,8 @@ const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
  */
 export function renderNetworkPolicySpec(input: NetworkPolicyInput): k8s.types.input.networking.v1.NetworkPolicySpec {
   const podSelector = { matchLabels: { [LABELS.workload]: input.workload } };
-  // In "disabled" the mesh changes nothing on the wire, so the NetworkPolicy must not either: it
-  // enforces exactly where the proxy does.
+  // In "disabled" the mesh changes nothing on the wire, and "audit" admits everyone to see who
+  // comes, so the NetworkPolicy must not refuse either: it enforces exactly where the proxy does.
   if (input.allOpen) return { podSelector, policyTypes: ["Ingress"], ingress: [{}] };
   const open = uniqueSorted(input.openPorts ?? []);
   const openRule = open.length ? [{ ports: open.map((port) => ({ protocol: "TCP", port })) }] : [];
@@ -72,6 +84,7 @@ function ruleIngress(rule: ResolvedRule): k8s.types.input.networking.v1.NetworkP
         podSelector: { matchLabels: { [SERVICE_ACCOUNT_LABEL]: sa.serviceAccount } },
       })),
     ...uniqueSorted(rule.namespaces).map((ns) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: ns } } })),
+    ...[...rule.clients].sort((a, b) => a.key.localeCompare(b.key)).flatMap((c) => c.networkPolicyPeers),
   ];
   return rule.ports ? { from, ports: uniqueSorted(rule.ports).map((port) => ({ protocol: "TCP", port })) } : { from };
 }

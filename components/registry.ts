@@ -9,6 +9,7 @@
 // A registration after sealing is refused with an error that says how to fix the program.
 import type { Mode } from "../proxy/wellknown";
 import type { ResolvedRule } from "./policy";
+import type { UnmeshedClient } from "./unmeshed-client";
 import { MeshInputError, componentLabel } from "./validate";
 
 export interface RegisteredServicePort {
@@ -54,6 +55,8 @@ export interface RegistrySnapshot {
   policiesByWorkload: Map<string, RegisteredPolicy[]>;
   /** Every namespace with a member, sorted. */
   namespaces: string[];
+  /** Declared unmeshed clients, sorted by key. */
+  unmeshedClients: UnmeshedClient[];
 }
 
 const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -87,6 +90,7 @@ export class MeshRegistry {
   private readonly workloads = new Map<string, RegisteredWorkload>();
   private readonly identities = new Map<string, string>();
   private readonly policies = new Map<string, RegisteredPolicy>();
+  private readonly unmeshedClients = new Map<string, UnmeshedClient>();
   private generation = 0;
   private sealedSnapshot?: RegistrySnapshot;
   private resolveSnapshot!: (s: RegistrySnapshot) => void;
@@ -147,13 +151,22 @@ export class MeshRegistry {
     this.touch();
   }
 
+  registerUnmeshedClient(c: UnmeshedClient): void {
+    this.refuseIfSealed(c.label);
+    if (this.unmeshedClients.has(c.key)) {
+      throw new MeshInputError(c.label, "name", `names unmeshed client ${JSON.stringify(c.name)}, which is already declared`, "give each unmeshed client a unique name");
+    }
+    this.unmeshedClients.set(c.key, c);
+    this.touch();
+  }
+
   private refuseIfSealed(label: string): void {
     if (this.sealed) {
       throw new MeshInputError(
         label,
         "mesh",
         `was declared after ${this.meshLabel} rendered its config (after an await, or inside an apply/then callback)`,
-        "declare meshed workloads and authorization policies synchronously at the top level of the program, with the Mesh",
+        "declare meshed workloads, unmeshed clients and authorization policies synchronously at the top level of the program, with the Mesh",
       );
     }
   }
@@ -176,7 +189,8 @@ export class MeshRegistry {
       policiesByWorkload.set(p.workloadKey, [...(policiesByWorkload.get(p.workloadKey) ?? []), p]);
     }
     const namespaces = [...new Set(workloads.map((w) => w.namespace))].sort();
-    this.sealedSnapshot = { workloads, policiesByWorkload, namespaces };
+    const unmeshedClients = [...this.unmeshedClients.values()].sort(byKey);
+    this.sealedSnapshot = { workloads, policiesByWorkload, namespaces, unmeshedClients };
     this.resolveSnapshot(this.sealedSnapshot);
   }
 }

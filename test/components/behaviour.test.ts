@@ -140,7 +140,7 @@ describe("components/behaviour bad input fails at construction", () => {
     });
 
   it("an unknown mode, at every level", () => {
-    refuses(() => new mesh.Mesh("mesh", { mode: "enforced" as mesh.Mode }), /^Mesh "mesh"/, "mode", /"enforced", not a mesh mode.*use one of "disabled", "permissive", "strict"/);
+    refuses(() => new mesh.Mesh("mesh", { mode: "enforced" as mesh.Mode }), /^Mesh "mesh"/, "mode", /"enforced", not a mesh mode.*use one of "disabled", "permissive", "audit", "strict"/);
     refuses(() => new mesh.Mesh("mesh", { namespaceModes: { shop: "STRICT" as mesh.Mode } }), /^Mesh "mesh"/, "namespaceModes.shop", /not a mesh mode/);
     refuses(() => new mesh.Mesh("mesh", { proxyTransport: "http2" as mesh.Transport }), /^Mesh "mesh"/, "proxyTransport", /"http2", not a proxy transport.*use one of "h2", "tcp"/);
     refuses(() => workload({ mode: "basic" as mesh.Mode }), /^MeshedWorkload "api"/, "mode", /not a mesh mode/);
@@ -223,7 +223,7 @@ describe("components/behaviour bad input fails at construction", () => {
     workload({ name: "api" }, owner);
     refuses(() => workload({ name: "api2", serviceAccount: "api" }, owner), /^MeshedWorkload "api2"/, "serviceAccount", /already the identity of MeshedWorkload "api"/);
     await settle();
-    refuses(() => workload({ name: "late" }, owner), /^MeshedWorkload "late"/, "mesh", /declared after Mesh "mesh" rendered its config.*Fix: declare meshed workloads and authorization policies synchronously at the top level/);
+    refuses(() => workload({ name: "late" }, owner), /^MeshedWorkload "late"/, "mesh", /declared after Mesh "mesh" rendered its config.*Fix: declare meshed workloads, unmeshed clients and authorization policies synchronously at the top level/);
   });
 });
 

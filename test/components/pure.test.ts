@@ -27,7 +27,7 @@ describe("components/mode resolveMode", () => {
         }
       }
     }
-    assert.equal(rows, 3 * 4 * 4 * 4);
+    assert.equal(rows, MODES.length * (MODES.length + 1) ** 3);
   });
 
   it("lets a port relax a strict namespace and a namespace tighten a permissive mesh", () => {
@@ -190,8 +190,8 @@ describe("components/ports planPorts", () => {
 
 describe("components/policy rendering", () => {
   const rules = [
-    { serviceAccounts: [{ namespace: "shop", serviceAccount: "web" }, { namespace: "ops", serviceAccount: "admin" }], namespaces: [], ports: [8080] },
-    { serviceAccounts: [], namespaces: ["monitoring"] },
+    { serviceAccounts: [{ namespace: "shop", serviceAccount: "web" }, { namespace: "ops", serviceAccount: "admin" }], namespaces: [], clients: [], ports: [8080] },
+    { serviceAccounts: [], namespaces: ["monitoring"], clients: [] },
   ];
   it("turns service accounts into SPIFFE principals, sorted, with ports kept", () => {
     const rendered = renderAuthorizationRules(rules, "cluster.local");
