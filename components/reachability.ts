@@ -67,7 +67,7 @@ function strictDecision(server: MatrixServer, client: MatrixClient, podPort: num
     if (i >= 0) return { allowed: true, reason: `${policy.key} rule ${i + 1}` };
   }
   const names = server.policies.map((p) => p.key).join(", ");
-  return { allowed: false, reason: client.meshed ? `no rule of ${names} names it` : `no rule of ${names} names it (plaintext has no identity)` };
+  return { allowed: false, reason: client.meshed ? `no rule of ${names} names it` : `no rule of ${names} names it; plaintext has no identity` };
 }
 
 /** Every edge, sorted by server then client: stable, so an unchanged program renders identical text. */
@@ -85,7 +85,7 @@ export function resolveReachability(clients: MatrixClient[], servers: MatrixServ
         }
         const decision = strictDecision(server, client, p.targetPort, p.mode !== "permissive");
         const audited = p.mode === "audit" && !decision.allowed;
-        edges.push({ ...base, transport, allowed: decision.allowed || audited, reason: audited ? `audit: strict would refuse, ${decision.reason}` : decision.reason });
+        edges.push({ ...base, transport, allowed: decision.allowed || audited, reason: audited ? `audit admits; strict would refuse: ${decision.reason}` : decision.reason });
       }
     }
   }
@@ -127,7 +127,7 @@ export interface ClientExpectation {
   client: string;
   /** Server keys ("<namespace>/<name>:<port>") it must reach. */
   servers: string[];
-  /** Where the expectation comes from, for the message, e.g. "calls shop/api". */
+  /** Where the expectation comes from, for the message, e.g. "rule 1 of shop/api-allow admits it". */
   because: string;
 }
 
@@ -172,7 +172,7 @@ function fixFor(edge: ReachabilityEdge): string {
 
 /** The guard's refusal, listing every breaking edge and how to let it through. */
 export function breakingMessage(meshLabel: string, breaking: BreakingEdge[]): string {
-  const lines = breaking.map((b) => `  ${edgeLine(b.edge)}\n    it ${b.because}. Fix: ${b.fix}.`);
+  const lines = breaking.map((b) => `  ${edgeLine(b.edge)}\n    needed: ${b.because}. Fix: ${b.fix}.`);
   const keys = breaking.map((b) => JSON.stringify(edgeKey(b.edge))).join(", ");
   return (
     `${meshLabel}: this program cuts off ${breaking.length} edge(s) a declared client needs:\n${lines.join("\n")}\n` +
@@ -206,15 +206,14 @@ export function clientExpectations(snapshot: RegistrySnapshot): ClientExpectatio
     (servicePorts.get(workload) ?? []).filter((p) => !podPorts || podPorts.includes(p.targetPort)).map((p) => `${workload}:${p.port}`);
   const expectations: ClientExpectation[] = [];
   for (const c of snapshot.unmeshedClients) {
-    for (const w of c.calls) {
-      const key = `${w.namespace}/${w.workloadName}`;
-      expectations.push({ client: c.key, servers: serverKeys(key), because: `calls ${key} (UnmeshedClient "${c.name}" calls)` });
+    for (const call of c.calls) {
+      expectations.push({ client: c.key, servers: call.ports.map((p) => `${call.workload}:${p}`), because: `${c.label} lists it in calls` });
     }
   }
   for (const [workload, policies] of snapshot.policiesByWorkload) {
     for (const policy of policies) {
       policy.rules.forEach((rule, i) => {
-        for (const c of rule.clients) expectations.push({ client: c.key, servers: serverKeys(workload, rule.ports), because: `is admitted by ${policy.key} rule ${i + 1}` });
+        for (const c of rule.clients) expectations.push({ client: c.key, servers: serverKeys(workload, rule.ports), because: `rule ${i + 1} of ${policy.key} admits it` });
       });
     }
   }

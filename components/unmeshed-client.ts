@@ -25,8 +25,18 @@ export interface UnmeshedClientArgs {
   podSelector?: Record<string, string>;
   /** Source address blocks, for clients outside the cluster or not known as pods; excludes `namespace`. */
   cidrs?: string[];
-  /** Meshed workloads the client is known to call: a change that denies it any of their ports is refused. */
-  calls?: MeshWorkloadRef[];
+  /**
+   * Meshed workloads the client is known to call (every Service port, or the listed ones): a change
+   * that denies it one of them is refused.
+   */
+  calls?: (MeshWorkloadRef | { workload: MeshWorkloadRef; ports: number[] })[];
+}
+
+/** One called workload: its key and the Service ports called. */
+export interface ClientCall {
+  workload: string;
+  label: string;
+  ports: number[];
 }
 
 export class UnmeshedClient {
@@ -35,7 +45,7 @@ export class UnmeshedClient {
   readonly label: string;
   readonly namespace?: string;
   readonly cidrs: string[];
-  readonly calls: MeshWorkloadRef[];
+  readonly calls: ClientCall[];
   private readonly podSelector?: pulumi.Input<Record<string, string>>;
 
   constructor(
@@ -73,13 +83,21 @@ export class UnmeshedClient {
       throw new MeshInputError(this.label, "deployment", "is not a Deployment", "pass a k8s.apps.v1.Deployment");
     }
     this.podSelector = args.deployment ? args.deployment.spec.selector.matchLabels : args.podSelector;
-    this.calls = (args.calls ?? []).map((w, i) => {
-      if (!w || typeof (w as MeshWorkloadRef).workloadName !== "string") {
-        throw new MeshInputError(this.label, `calls[${i}]`, "is not a meshed workload", "pass a MeshedWorkload (or a workload from meshTransform)");
+    this.calls = (args.calls ?? []).map((entry, i) => {
+      const at = `calls[${i}]`;
+      const w = entry && "workload" in entry && !("workloadName" in entry) ? entry.workload : (entry as MeshWorkloadRef);
+      if (!w || typeof w.workloadName !== "string") {
+        throw new MeshInputError(this.label, at, "is not a meshed workload", "pass a MeshedWorkload (or a workload from meshTransform), or { workload, ports }");
       }
-      if (w.mesh !== mesh) throw new MeshInputError(this.label, `calls[${i}]`, `is ${w.label}, which belongs to another mesh`, "list workloads of this client's mesh");
-      if (w.portPlan.servicePorts.length === 0) throw new MeshInputError(this.label, `calls[${i}]`, `is ${w.label}, which has no Service ports to call`, "list workloads with ports");
-      return w;
+      if (w.mesh !== mesh) throw new MeshInputError(this.label, at, `is ${w.label}, which belongs to another mesh`, "list workloads of this client's mesh");
+      const servicePorts = w.portPlan.servicePorts.map((p) => p.port);
+      if (servicePorts.length === 0) throw new MeshInputError(this.label, at, `is ${w.label}, which has no Service ports to call`, "list workloads with ports");
+      const listed = w === entry ? servicePorts : (entry as { ports: unknown }).ports;
+      if (!Array.isArray(listed) || listed.length === 0) throw new MeshInputError(this.label, `${at}.ports`, "is empty", `list Service ports of ${w.label}: ${servicePorts.join(", ")}`);
+      for (const [j, port] of listed.entries()) {
+        if (!servicePorts.includes(port)) throw new MeshInputError(this.label, `${at}.ports[${j}]`, `is ${JSON.stringify(port)}, not a Service port of ${w.label}`, `use one of ${servicePorts.join(", ")}`);
+      }
+      return { workload: `${w.namespace}/${w.workloadName}`, label: w.label, ports: [...new Set(listed as number[])].sort((a, b) => a - b) };
     });
   }
 

@@ -56,13 +56,18 @@ const shop = new mesh.MeshedWorkload("storefront", {
   ports: [{ name: "http", port: 80, targetPort: 8080 }],
 });
 
+// Prometheus is not meshed: it scrapes in plaintext. Declared, a rule can admit it (by network:
+// the NetworkPolicy allows only namespace monitoring), and the guard refuses any stage that would
+// cut it off, e.g. one making 9102 strict.
+const prometheus = m.unmeshedClient("prometheus", { namespace: "monitoring", calls: [{ workload: payments, ports: [9102] }] });
+
 new mesh.AuthorizationPolicy("payments-from-shop", {
   mesh: m,
   namespace: "payments",
   workload: payments,
   rules: [
     { from: { serviceAccounts: ["shop/storefront"] }, ports: [443] },
-    { from: { namespaces: ["monitoring"] }, ports: [9102] },
+    { from: { namespaces: ["monitoring"], clients: [prometheus] }, ports: [9102] },
   ],
 });
 

@@ -56,7 +56,7 @@ new mesh.AuthorizationPolicy("api-allow", {
 
 // Outside the mesh: a plain Deployment in its own namespace, talking plaintext.
 const legacy = new k8s.core.v1.Namespace("legacy", { metadata: { name: "legacy" } });
-new k8s.apps.v1.Deployment(
+const legacyClient = new k8s.apps.v1.Deployment(
   "legacy-client",
   {
     metadata: { name: "legacy-client", namespace: "legacy" },
@@ -68,6 +68,9 @@ new k8s.apps.v1.Deployment(
   },
   { dependsOn: [legacy] },
 );
+// Declared to the mesh, so the reachability matrix (ConfigMap mesh-reachability in mesh-system)
+// shows what it may reach: nothing, since api's policy admits only shop/web.
+m.unmeshedClient("legacy-client", { namespace: "legacy", deployment: legacyClient });
 
 export const mode = m.mode;
 export const proxyImageRef = m.proxyImage;

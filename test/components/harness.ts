@@ -83,18 +83,25 @@ export function diff(before: Resources, after: Resources): Change[] {
   return changes.sort((a, b) => `${a.type}${a.name}`.localeCompare(`${b.type}${b.name}`));
 }
 
-const QUICKSTART = path.resolve(__dirname, "../../examples/quickstart/index.js");
-
 /** The proxyImage the examples require; the tests set it as a user would (`pulumi config set`). */
 export const EXAMPLE_PROXY_IMAGE = "ghcr.io/acme/mesh-proxy:0.1.0";
 
-/** Evaluates examples/quickstart unmodified, with the given stack config (e.g. { mode: "permissive" }). */
-export async function renderQuickstart(config: Record<string, string> = {}) {
+/** Evaluates examples/<name> unmodified, with the given stack config (e.g. { mode: "permissive" }). */
+export async function renderExample(name: "quickstart" | "migration", config: Record<string, string> = {}) {
+  const program = path.resolve(__dirname, `../../examples/${name}/index.js`);
   const all = { proxyImage: EXAMPLE_PROXY_IMAGE, ...config };
   pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(all).map(([k, v]) => [`${pulumi.getProject()}:${k}`, v])));
-  delete require.cache[QUICKSTART];
+  delete require.cache[program];
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return renderChecked(() => require(QUICKSTART) as Record<string, unknown>);
+  return renderChecked(() => require(program) as Record<string, unknown>);
+}
+
+export const renderQuickstart = (config: Record<string, string> = {}) => renderExample("quickstart", config);
+
+/** The reachability matrix a render put into the system namespace, one line per edge (no header). */
+export function matrixLines(resources: Resources, mesh = "mesh", namespace = "mesh-system"): string[] {
+  const text: string = object(resources, "ConfigMap", `${mesh}-reachability`, namespace).outputs.data["reachability.txt"];
+  return text.split("\n").filter((line) => line && !line.startsWith("#"));
 }
 
 /** The two config documents a pod mounts. */
