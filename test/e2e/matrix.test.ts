@@ -1,9 +1,12 @@
-// e2e traffic matrix: mesh mode (disabled / permissive / strict) × client meshed / not meshed ×
+// e2e traffic matrix: mesh mode (disabled / permissive / audit / strict) × client meshed / not meshed ×
 // authorization allowed / denied, on test/e2e/programs/matrix (the quickstart's cast plus "open",
 // a server no policy targets — the only way a plaintext client can be "allowed"). Each mode's
 // traffic is captured on the node bridge: meshed clients must show TLS only, the others
-// plaintext. Modes change by re-rendering and swapping ConfigMaps, with no restart. Root only.
+// plaintext. Modes change by re-rendering and swapping ConfigMaps, with no restart; audit serves
+// everyone and must count and log what strict refuses, and the flip audit → strict then refuses
+// it. Root only.
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { skipUnlessRoot } from "./harness/cluster";
 import { REPO_ROOT } from "./harness/images";
@@ -50,6 +53,28 @@ function bringUp(opts: { mode: Mode; config?: Record<string, string> }): () => M
   return () => run!;
 }
 
+/**
+ * Audit served what strict refuses; each such connection must show up in the server proxy's
+ * counter (port and reason labels) and as a log line naming the reason and the peer.
+ */
+async function auditEvidence(run: MeshRun): Promise<string[]> {
+  const problems: string[] = [];
+  const expected = [
+    { pod: run.cluster.pod("shop", "api"), reason: "plaintext_on_strict", peer: '"peer":"plaintext"' },
+    { pod: run.cluster.pod("shop", "api"), reason: "authorization_denied", peer: '"peer":"spiffe://cluster.local/ns/shop/sa/reports"' },
+    { pod: run.cluster.pod("shop", "open"), reason: "plaintext_on_strict", peer: '"peer":"plaintext"' },
+  ];
+  for (const { pod, reason, peer } of expected) {
+    const count = (await run.metric(pod, "mesh_proxy_audit_refusals_total"))('port="8080"', `reason="${reason}"`);
+    if (count < 1) problems.push(`${pod.namespace}/${pod.name}: mesh_proxy_audit_refusals_total{port="8080",reason="${reason}"} is ${count}`);
+    const log = fs.readFileSync(pod.containers.get("mesh-proxy")!.logFile, "utf8").split("\n");
+    if (!log.some((line) => line.includes("audit: strict would refuse") && line.includes(`"reason":"${reason}"`) && line.includes(peer))) {
+      problems.push(`${pod.namespace}/${pod.name}: no "audit: strict would refuse" log line with reason ${reason} and ${peer}`);
+    }
+  }
+  return problems;
+}
+
 describe("e2e traffic matrix: mode × meshed × authorization", function () {
   this.timeout(120_000);
   const matrixRun = bringUp({ mode: MODES[0] });
@@ -74,6 +99,7 @@ describe("e2e traffic matrix: mode × meshed × authorization", function () {
         if (outcome.ok !== expected) failures.push(`${cell.name}: ${cell.client.label} → ${cell.server.label} expected ${expected ? "success" : "refusal"}, got ${outcome.detail}`);
       }
       const streams = await capture.stop();
+      if (mode === "audit") failures.push(...(await auditEvidence(run)));
       for (const c of [...new Map(CELLS.map((cell) => [cell.client.label, cell.client])).values()]) {
         const wire = wireReport(streams, run.cluster.pod(c.namespace, c.workload).ip, ["GET / HTTP/1.1", api.text, open.text]);
         const tls = c.meshed && mode !== "disabled";
