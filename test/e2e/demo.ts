@@ -2,7 +2,9 @@
 // the engine stand-in, runs every workload as real processes in network namespaces, then walks
 // the mesh through disabled → permissive → strict (the documented migration: only ConfigMaps
 // change, no pod restarts) and sends each client's request to api in each mode, capturing the
-// wire. Prints a table and a one-line verdict; exits non-zero on any unexpected outcome.
+// wire. Before any traffic in each mode it prints the reachability matrix the render predicts
+// (the Mesh's ConfigMap, what `pulumi preview --diff` shows), then checks every cell of the
+// observed table against it. Prints a table and a one-line verdict; exits non-zero on any mismatch.
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { Command } from "commander";
@@ -10,7 +12,8 @@ import { rootProblem } from "./harness/cluster";
 import { REPO_ROOT } from "./harness/images";
 import { sweepStale } from "./harness/teardown";
 import { wireReport } from "./harness/wire";
-import { expectedToSucceed, MeshRun, QUICKSTART } from "./mesh-run";
+import { MeshRun, QUICKSTART } from "./mesh-run";
+import { edgeLine } from "../../components/reachability";
 import { MODES, Mode } from "../../proxy/wellknown";
 
 interface Row {
@@ -19,6 +22,8 @@ interface Row {
   mode: Mode;
   meshed: boolean;
   allowed: boolean;
+  /** The matrix line the preview showed for this edge, before any traffic. */
+  predicted: string;
   expected: "reaches api" | "refused";
   outcome: string;
   /** A WireVerdict, or "TLS 1.3 (reused conn.)". */
@@ -28,6 +33,9 @@ interface Row {
   pass: boolean;
 }
 
+/** The documented migration; audit is one --modes away. */
+const DEMO_MODES: Mode[] = ["disabled", "permissive", "strict"];
+
 const program = new Command()
   .name("npm run demo --")
   .description(
@@ -36,7 +44,7 @@ const program = new Command()
   )
   .option("--keep", "leave the mesh running afterwards (prints how to poke it and how to tear it down)")
   .option("--json", "print the result as JSON on stdout (progress still goes to stderr)")
-  .option("--modes <list>", "modes to walk through, in order", MODES.join(","))
+  .option("--modes <list>", `modes to walk through, in order (${MODES.join(", ")})`, DEMO_MODES.join(","))
   .option("--cleanup", "only remove leftovers of earlier runs (namespaces, processes) and exit")
   .addHelpText("after", "\nExamples:\n  sudo npm run demo\n  sudo npm run demo -- --keep\n  sudo npm run demo -- --json --modes strict");
 
@@ -45,13 +53,12 @@ function progress(line: string): void {
 }
 
 function table(rows: Row[]): string {
-  const head = ["client → server", "mode", "meshed", "allowed", "expected", "outcome", "on the wire", ""];
+  const head = ["client → server", "mode", "meshed", "predicted", "outcome", "on the wire", ""];
   const body = rows.map((r) => [
     `${r.client} → ${r.server}`,
     r.mode,
     r.meshed ? "yes" : "no",
-    r.allowed ? "yes" : "no",
-    r.expected,
+    r.expected === "reaches api" ? `allow, ${r.predicted.split(", ")[1]}` : `deny, ${r.predicted.split(", ")[1]}`,
     r.outcome,
     r.wire,
     r.pass ? "✓" : "✗ UNEXPECTED",
@@ -114,22 +121,29 @@ async function main(): Promise<number> {
             `containers restarted: ${restarted.length}; proxies reloaded`,
         );
       }
+      // What the preview shows for this mode (the matrix ConfigMap of the render), before any traffic.
+      const matrix = run.predictedMatrix();
+      progress(`${mode}: predicted reachability (ConfigMap mesh-system/mesh-reachability):\n${matrix.map((e) => `    ${edgeLine(e)}`).join("\n")}`);
       for (const client of QUICKSTART.clients) {
         const server = QUICKSTART.server;
+        const predicted = matrix.find((e) => e.server === `${server.namespace}/${server.service}:${server.port}` && e.client === client.matrixKey);
+        if (!predicted) throw new Error(`the matrix has no edge ${server.namespace}/${server.service}:${server.port} from ${client.matrixKey}`);
         const capture = await run.cluster.capture(`${mode}-${client.workload}`);
         const outcome = await run.curl(client, server);
         const streams = await capture.stop();
         const wire = wireReport(streams, run.cluster.pod(client.namespace, client.workload).ip, ["GET / HTTP/1.1", server.text]);
         if (wire.tls13Handshake) handshakeSeen.add(client.label);
         const verdict: string = wire.verdict === "TLS (pooled conn.)" && handshakeSeen.has(client.label) ? "TLS 1.3 (reused conn.)" : wire.verdict;
-        const expectOk = expectedToSucceed(mode, client);
-        const expectTls = client.meshed && mode !== "disabled";
+        // The wire must do exactly what the preview predicted: reach or not, mTLS or plaintext.
+        const expectOk = predicted.allowed;
+        const expectTls = predicted.transport === "mtls";
         rows.push({
           client: client.label,
           server: server.label,
           mode,
           meshed: client.meshed,
           allowed: client.allowed,
+          predicted: edgeLine(predicted),
           expected: expectOk ? "reaches api" : "refused",
           outcome: outcome.detail,
           wire: verdict,
@@ -147,16 +161,17 @@ async function main(): Promise<number> {
   const failures = rows.filter((r) => !r.pass).length + flips.filter((f) => f.restarted.length || f.templatesChanged.length).length;
   const verdict =
     failures === 0
-      ? `PASS: all ${rows.length} cells as expected` +
+      ? `PASS: all ${rows.length} cells as the preview's matrix predicted` +
         (modes.some((m) => m !== "disabled") ? "; meshed traffic was TLS 1.3 only" : "; plaintext everywhere, as disabled mode promises") +
         (flips.length ? `; ${flips.length} mode flip(s) restarted no container` : "") +
         ` (${((Date.now() - started) / 1000).toFixed(1)} s)`
-      : `FAIL: ${failures} unexpected result(s) — see the ✗ rows above`;
+      : `FAIL: ${failures} result(s) differ from the preview's matrix (or a flip restarted something) — see the ✗ rows above`;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ verdict: failures === 0 ? "pass" : "fail", summary: verdict, rows, flips, runId: run.cluster.names.id }, null, 2) + "\n");
   } else {
     const notes = [
       "outcome: what `curl http://api.shop.svc.cluster.local:8080/` printed inside the client pod (as its container's UID)",
+      "predicted: the edge's line in the reachability ConfigMap (mesh-system/mesh-reachability) rendered before any traffic; ✓ = the wire did exactly that",
       "on the wire: a tcpdump on the node bridge during that request; plaintext = the request line or api's answer seen in clear",
       "legacy-client is refused in permissive mode too: api has an AuthorizationPolicy, and a plaintext peer has no identity",
     ];

@@ -12,6 +12,7 @@ import { curlFrom, Outcome } from "./harness/curl";
 import { proxyMetric, proxyReloads, waitForReload } from "./harness/metrics";
 import { REPO_ROOT } from "./harness/images";
 import { Mode } from "../../proxy/wellknown";
+import { ReachabilityEdge, parseReachability } from "../../components/reachability";
 
 export const QUICKSTART_PROGRAM = path.join(REPO_ROOT, "dist", "examples", "quickstart", "index.js");
 
@@ -24,6 +25,8 @@ export interface Client {
   meshed: boolean;
   /** Does an AuthorizationPolicy on the server allow this client's identity? */
   allowed: boolean;
+  /** How the reachability matrix names it: "sa:<ns>/<sa>" or "unmeshed:<name>". */
+  matrixKey?: string;
 }
 
 export interface Server {
@@ -39,9 +42,9 @@ export interface Server {
 export const QUICKSTART = {
   server: { label: "shop/api", namespace: "shop", service: "api", port: 8080, text: "hello from api" } as Server,
   clients: [
-    { label: "shop/web", namespace: "shop", workload: "web", container: "web", meshed: true, allowed: true },
-    { label: "shop/reports", namespace: "shop", workload: "reports", container: "reports", meshed: true, allowed: false },
-    { label: "legacy/legacy-client", namespace: "legacy", workload: "legacy-client", container: "legacy-client", meshed: false, allowed: false },
+    { label: "shop/web", namespace: "shop", workload: "web", container: "web", meshed: true, allowed: true, matrixKey: "sa:shop/web" },
+    { label: "shop/reports", namespace: "shop", workload: "reports", container: "reports", meshed: true, allowed: false, matrixKey: "sa:shop/reports" },
+    { label: "legacy/legacy-client", namespace: "legacy", workload: "legacy-client", container: "legacy-client", meshed: false, allowed: false, matrixKey: "unmeshed:legacy-client" },
   ] as Client[],
 };
 
@@ -128,6 +131,14 @@ export class MeshRun {
       report.volumesUpdated.push(...rest);
     }
     return report;
+  }
+
+  /** The reachability matrix of the current render, as the Mesh wrote it into its ConfigMap. */
+  predictedMatrix(mesh = "mesh", namespace = "mesh-system"): ReachabilityEdge[] {
+    const cm = this.rendered.objects.find((o) => o.kind === "ConfigMap" && o.metadata?.name === `${mesh}-reachability` && o.metadata?.namespace === namespace);
+    const text = (cm as { data?: Record<string, string> } | undefined)?.data?.["reachability.txt"];
+    if (text === undefined) throw new Error(`the render has no ConfigMap ${namespace}/${mesh}-reachability with reachability.txt`);
+    return parseReachability(text);
   }
 
   /** Pods that run the mesh proxy (sidecar or node proxy). */
