@@ -36,10 +36,16 @@ describe("e2e quickstart mesh as pods (network namespaces, real proxy, iptables,
 
   const ipOf = (c: Client) => run!.cluster.pod(c.namespace, c.workload).ip;
 
+  /** Every client's request, against the product's promise and against the render's own matrix. */
   async function matrix(mode: Mode): Promise<void> {
+    const predicted = run!.predictedMatrix();
     for (const client of clients) {
       const outcome = await run!.curl(client, server);
       assert.equal(outcome.ok, expectedToSucceed(mode, client), `${mode}: ${client.label} → ${server.label}: ${outcome.detail}`);
+      const edge = predicted.find((e) => e.server === "shop/api:8080" && e.client === client.matrixKey);
+      assert.equal(edge?.mode, mode);
+      assert.equal(edge?.allowed, outcome.ok, `${mode}: the matrix predicted ${JSON.stringify(edge)} for ${client.label}`);
+      assert.equal(edge?.transport, client.meshed && mode !== "disabled" ? "mtls" : "plaintext");
     }
   }
 
