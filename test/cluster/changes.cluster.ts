@@ -6,7 +6,8 @@
 // Each row records the real preview's steps (same / update / replace / create / delete ...) and
 // asserts the promise: config and identity Secrets updated in place; no Deployment or DaemonSet
 // template change for a mode flip or a policy edit. components/README.md "What a preview changes"
-// is this suite's table. Also: the same workload name in two namespaces fails with our own error.
+// is this suite's table. Also: the guard refuses a strict flip that cuts off a declared plaintext
+// client, and the same workload name in two namespaces fails with our own error.
 // Root only (network namespaces). `npm run test:cluster`.
 import { strict as assert } from "node:assert";
 import * as k8s from "@pulumi/kubernetes";
@@ -117,7 +118,7 @@ describe("real engine: the preview steps of each kind of change (table in compon
     const ops = await change("mode flip (strict → permissive)", () => (knobs.mode = "permissive"));
     noWorkloadChange(ops);
     const update = (names: string[]) => Object.fromEntries(names.map((n) => [`ConfigMap ${n}`, "update"]));
-    assert.deepEqual(ops, update(["api-mesh-config", "web-mesh-config", "mesh-proxy-config", "mesh-directory-shop", "mesh-directory-mesh-system"]));
+    assert.deepEqual(ops, update(["api-mesh-config", "web-mesh-config", "mesh-proxy-config", "mesh-directory-shop", "mesh-directory-mesh-system", "mesh-reachability"]));
   });
 
   it("policy edit (a peer added): api's ConfigMap and the policy's NetworkPolicy update in place", async () => {
@@ -128,8 +129,10 @@ describe("real engine: the preview steps of each kind of change (table in compon
 
   it("workload added: its objects are created, the others' directory ConfigMaps untouched unless it serves", async () => {
     const ops = await change("workload added (a client)", () => (knobs.batch = true));
+    // The matrix gains the new client's edges; everything else of the change is new.
+    assert.equal(ops["ConfigMap mesh-reachability"], "update");
     for (const [r, op] of Object.entries(ops)) {
-      if (op !== "create") assert.fail(`${r}: ${op}`);
+      if (op !== "create" && r !== "ConfigMap mesh-reachability") assert.fail(`${r}: ${op}`);
     }
     assert.ok(ops["Deployment batch-deploy"] === "create" && ops["Secret batch-identity-secret"] === "create", JSON.stringify(ops));
     await eventually("batch's pod to run", () => podsOf(node!, "shop", "batch").length === 1);
@@ -160,12 +163,43 @@ describe("real engine: the preview steps of each kind of change (table in compon
 
   it("workload removed: its objects are deleted, its pod stops", async () => {
     const ops = await change("workload removed (the client)", () => (knobs.batch = false));
+    assert.equal(ops["ConfigMap mesh-reachability"], "update");
     for (const [r, op] of Object.entries(ops)) {
-      if (op !== "delete") assert.fail(`${r}: ${op}`);
+      if (op !== "delete" && r !== "ConfigMap mesh-reachability") assert.fail(`${r}: ${op}`);
     }
     assert.equal(ops["Deployment batch-deploy"], "delete");
     await eventually("batch's pod to stop", () => podsOf(node!, "shop", "batch").length === 0);
     await eng!.stack.preview({ expectNoChanges: true });
+  });
+
+  it("the guard: a strict flip that cuts off a declared plaintext client fails the preview with its edge and fix; acknowledged, it previews", async () => {
+    const flipKnobs = { mode: "permissive" as mesh.Mode, acceptBreaking: [] as string[] };
+    const guarded = await engineStack({
+      projectName: "real-engine-guard",
+      stackName: "test",
+      kubeconfigPath: cp!.kubeconfigPath,
+      standIns: true,
+      program: async () => {
+        const m = new mesh.Mesh("mesh", { mode: flipKnobs.mode, proxyImage: PROXY_IMAGE, nodeProxy: false, acceptBreaking: flipKnobs.acceptBreaking });
+        const api = new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: [{ name: "api", image: "hashicorp/http-echo:1.0", ports: [{ containerPort: 8080 }] }], ports: [{ name: "http", port: 8080 }] });
+        const legacy = m.unmeshedClient("legacy-client", { namespace: "legacy" });
+        new mesh.AuthorizationPolicy("api-allow", { mesh: m, namespace: "shop", workload: api, rules: [{ from: { clients: [legacy] }, ports: [8080] }] });
+      },
+    });
+    try {
+      await guarded.stack.preview();
+      flipKnobs.mode = "strict";
+      let output = "";
+      await assert.rejects(guarded.stack.preview({ color: "never", onOutput: (s) => (output += s) }));
+      assert.match(output, /Mesh "mesh": this program cuts off 1 edge\(s\) a declared client needs:/);
+      assert.match(output, /shop\/api:8080 from unmeshed:legacy-client: strict, plaintext, deny \(strict refuses plaintext\)/);
+      assert.match(output, /acceptBreaking: \["shop\/api:8080 from unmeshed:legacy-client"\]/);
+      assert.doesNotMatch(output, /at .*\.js:\d+/, "a stack trace for a user mistake");
+      flipKnobs.acceptBreaking = ["shop/api:8080 from unmeshed:legacy-client"];
+      await guarded.stack.preview();
+    } finally {
+      await guarded.cleanup();
+    }
   });
 
   it("the same workload name in two namespaces fails with the package's own error, not the engine's Duplicate resource URN", async () => {
