@@ -38,7 +38,7 @@ export const PortModeSchema = z.strictObject({ port: Port, mode: ModeSchema });
  * One authorization rule. A connection matches when its port is in `ports` (absent: every port)
  * and its authenticated peer is one of `principals` or lives in one of `namespaces` (same trust
  * domain). A plaintext peer has no identity: it matches only a rule's `plaintextFrom`, by source
- * address (a declared unmeshed client; only a permissive port admits plaintext at all).
+ * address (a declared unmeshed client; only a permissive or audit port admits plaintext at all).
  */
 export const AuthorizationRuleSchema = z
   .strictObject({
