@@ -53,7 +53,8 @@ export interface NetworkPolicyInput {
   allOpen?: boolean;
 }
 
-const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+/** The label Kubernetes puts on every namespace: NetworkPolicy peers select namespaces by name with it. */
+export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
 /**
  * The NetworkPolicy spec for one AuthorizationPolicy. Several policies on one workload are

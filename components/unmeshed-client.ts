@@ -10,9 +10,9 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type * as k8s from "@pulumi/kubernetes";
 import type { MeshWorkloadRef } from "./meshed-workload";
+import { NAMESPACE_NAME_LABEL } from "./policy";
 import { MeshInputError, checkCidr, checkDns1123Label, componentLabel } from "./validate";
 
-const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 /** What the proxy admits for a client it can only tell apart by the NetworkPolicy. */
 const ANY_SOURCE = ["0.0.0.0/0", "::/0"];
 

@@ -49,8 +49,8 @@ function inCidrs(address: string, cidrs: string[] | undefined): boolean {
     }
     blockLists.set(cidrs, list);
   }
-  const bare = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-  return list.check(bare, isIPv6(bare) ? "ipv6" : "ipv4");
+  // BlockList matches an IPv4-mapped source (::ffff:a.b.c.d, a dual-stack socket) to its IPv4 block itself.
+  return list.check(address, isIPv6(address) ? "ipv6" : "ipv4");
 }
 
 export interface InboundPeer {
