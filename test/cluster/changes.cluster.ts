@@ -86,6 +86,24 @@ describe("real engine: the preview steps of each kind of change (table in compon
     return ops;
   }
 
+  /** A second stack on the same control plane, for previews only; removed afterwards. */
+  async function withPreviewStack(projectName: string, program: () => Promise<void>, use: (stack: EngineStack["stack"]) => Promise<void>): Promise<void> {
+    const other = await engineStack({ projectName, stackName: "test", kubeconfigPath: cp!.kubeconfigPath, standIns: true, program });
+    try {
+      await use(other.stack);
+    } finally {
+      await other.cleanup();
+    }
+  }
+
+  /** The output of a preview that must fail on a user mistake: the package's message, never a stack trace. */
+  async function failedPreview(stack: EngineStack["stack"]): Promise<string> {
+    let output = "";
+    await assert.rejects(stack.preview({ color: "never", onOutput: (s) => (output += s) }));
+    assert.doesNotMatch(output, /at .*\.js:\d+/, "a stack trace for a user mistake");
+    return output;
+  }
+
   const noWorkloadChange = (ops: Record<string, string>) =>
     assert.deepEqual(Object.keys(ops).filter((r) => /^(Deployment|DaemonSet|StatefulSet|ReplicaSet) /.test(r)), [], "a workload changed: its pods would restart");
 
@@ -174,54 +192,32 @@ describe("real engine: the preview steps of each kind of change (table in compon
 
   it("the guard: a strict flip that cuts off a declared plaintext client fails the preview with its edge and fix; acknowledged, it previews", async () => {
     const flipKnobs = { mode: "permissive" as mesh.Mode, acceptBreaking: [] as string[] };
-    const guarded = await engineStack({
-      projectName: "real-engine-guard",
-      stackName: "test",
-      kubeconfigPath: cp!.kubeconfigPath,
-      standIns: true,
-      program: async () => {
-        const m = new mesh.Mesh("mesh", { mode: flipKnobs.mode, proxyImage: PROXY_IMAGE, nodeProxy: false, acceptBreaking: flipKnobs.acceptBreaking });
-        const api = new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: [{ name: "api", image: "hashicorp/http-echo:1.0", ports: [{ containerPort: 8080 }] }], ports: [{ name: "http", port: 8080 }] });
-        const legacy = m.unmeshedClient("legacy-client", { namespace: "legacy" });
-        new mesh.AuthorizationPolicy("api-allow", { mesh: m, namespace: "shop", workload: api, rules: [{ from: { clients: [legacy] }, ports: [8080] }] });
-      },
-    });
-    try {
-      await guarded.stack.preview();
+    await withPreviewStack("real-engine-guard", async () => {
+      const m = new mesh.Mesh("mesh", { mode: flipKnobs.mode, proxyImage: PROXY_IMAGE, nodeProxy: false, acceptBreaking: flipKnobs.acceptBreaking });
+      const api = new mesh.MeshedWorkload("api", { mesh: m, namespace: "shop", containers: [{ name: "api", image: "hashicorp/http-echo:1.0", ports: [{ containerPort: 8080 }] }], ports: [{ name: "http", port: 8080 }] });
+      const legacy = m.unmeshedClient("legacy-client", { namespace: "legacy" });
+      new mesh.AuthorizationPolicy("api-allow", { mesh: m, namespace: "shop", workload: api, rules: [{ from: { clients: [legacy] }, ports: [8080] }] });
+    }, async (stack) => {
+      await stack.preview();
       flipKnobs.mode = "strict";
-      let output = "";
-      await assert.rejects(guarded.stack.preview({ color: "never", onOutput: (s) => (output += s) }));
+      const output = await failedPreview(stack);
       assert.match(output, /Mesh "mesh": this program cuts off 1 edge\(s\) a declared client needs:/);
       assert.match(output, /shop\/api:8080 from unmeshed:legacy-client: strict, plaintext, deny \(strict refuses plaintext\)/);
       assert.match(output, /acceptBreaking: \["shop\/api:8080 from unmeshed:legacy-client"\]/);
-      assert.doesNotMatch(output, /at .*\.js:\d+/, "a stack trace for a user mistake");
       flipKnobs.acceptBreaking = ["shop/api:8080 from unmeshed:legacy-client"];
-      await guarded.stack.preview();
-    } finally {
-      await guarded.cleanup();
-    }
+      await stack.preview();
+    });
   });
 
   it("the same workload name in two namespaces fails with the package's own error, not the engine's Duplicate resource URN", async () => {
-    const dup = await engineStack({
-      projectName: "real-engine-duplicates",
-      stackName: "test",
-      kubeconfigPath: cp!.kubeconfigPath,
-      standIns: true,
-      program: async () => {
-        const m = new mesh.Mesh("mesh", { proxyImage: PROXY_IMAGE, nodeProxy: false });
-        for (const namespace of ["shop", "billing"]) new mesh.MeshedWorkload("api", { mesh: m, namespace, containers: [curl("api")] });
-      },
-    });
-    try {
-      let output = "";
-      await assert.rejects(dup.stack.preview({ onOutput: (s) => (output += s) }));
+    await withPreviewStack("real-engine-duplicates", async () => {
+      const m = new mesh.Mesh("mesh", { proxyImage: PROXY_IMAGE, nodeProxy: false });
+      for (const namespace of ["shop", "billing"]) new mesh.MeshedWorkload("api", { mesh: m, namespace, containers: [curl("api")] });
+    }, async (stack) => {
+      const output = await failedPreview(stack);
       assert.match(output, /MeshedWorkload "api": field "name" .*namespace "shop"/);
       // The engine's own message would be "Duplicate resource URN 'urn:pulumi:…'" (ours explains it).
       assert.doesNotMatch(output, /Duplicate resource URN '/);
-      assert.doesNotMatch(output, /at .*\.js:\d+/, "a stack trace for a user mistake");
-    } finally {
-      await dup.cleanup();
-    }
+    });
   });
 });
