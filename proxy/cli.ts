@@ -8,6 +8,7 @@ import * as path from "path";
 import { Command, Option } from "commander";
 import { ConfigError, TRANSPORTS, Transport } from "./config";
 import { isLevel, Logger } from "./log";
+import { TLS_GROUPS } from "./identity";
 import { startProxy } from "./proxy";
 import { registerInitCommand } from "./redirect/command";
 import { loadSettings } from "./settings";
@@ -77,7 +78,8 @@ function buildProgram(): Command {
     .command("version")
     .description("print the version")
     .action(() => {
-      process.stdout.write(`mesh-proxy ${packageVersion()}\n`);
+      // The runtime decides the key exchange (post-quantum needs OpenSSL 3.5): say which one runs.
+      process.stdout.write(`mesh-proxy ${packageVersion()}\nnode ${process.version}, OpenSSL ${process.versions.openssl}, key exchange ${TLS_GROUPS.replace(/\*/g, "")}\n`);
     });
 
   return program;

@@ -13,10 +13,26 @@ import { checkPeerCertificate } from "./verify";
 /** ALPN ids: a server accepts both, a client offers the transport it is configured for. */
 export const MESH_ALPN = { h2: "mesh-h2", tcp: "mesh-tcp" } as const;
 
-// TLS 1.3 only, AES-128-GCM first (fastest with AES-NI), X25519 first; ECDSA P-256 leaves.
+// TLS 1.3 only, AES-128-GCM first (fastest with AES-NI); ECDSA P-256 leaves.
 export const TLS_VERSION = "TLSv1.3" as const;
 export const TLS_CIPHERS = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-export const TLS_GROUPS = "X25519:P-256";
+
+/** Hybrid post-quantum key exchange (ML-KEM-768 with X25519), in OpenSSL 3.5 and so Node 24. */
+export const PQ_GROUP = "X25519MLKEM768";
+/**
+ * Key exchange groups, most wanted first. On a runtime with ML-KEM: the hybrid first, then
+ * X25519. The "*" marks the groups a ClientHello sends a key share for (OpenSSL 3.5 syntax): both,
+ * so a peer on an older runtime answers X25519 at once instead of a HelloRetryRequest (one more
+ * round trip). Without ML-KEM (Node 20's OpenSSL 3.0): X25519 first. P-256 last either way.
+ */
+export const TLS_GROUPS = keyExchangeGroups();
+
+export function keyExchangeGroups(openssl = process.versions.openssl): string {
+  // Decided by version, not by trying: Node 20 leaves the failed attempt's error on OpenSSL's
+  // error queue, and the next unrelated key operation then fails with "passed invalid argument".
+  const [major, minor] = openssl.split(".").map((n) => parseInt(n, 10));
+  return major > 3 || (major === 3 && minor >= 5) ? `*${PQ_GROUP}:*X25519:P-256` : "X25519:P-256";
+}
 
 export interface Identity {
   spiffeId: string;

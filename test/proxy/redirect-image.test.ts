@@ -63,8 +63,8 @@ describe("proxy/redirect image (proxy/Dockerfile, read statically)", () => {
   it("is multi-stage: build with the full Node image, run on slim", () => {
     assert.ok(all.length >= 2, "at least a build and a runtime stage");
     assert.deepStrictEqual(all.slice(0, -1).map((stage) => stage.from), all.slice(0, -1).map(() => "${NODE_IMAGE}"));
-    assert.match(dockerfile, /^ARG NODE_IMAGE=node:20-bookworm$/m);
-    assert.match(dockerfile, /^ARG NODE_SLIM_IMAGE=node:20-bookworm-slim$/m);
+    assert.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm$/m);
+    assert.match(dockerfile, /^ARG NODE_SLIM_IMAGE=node:24-bookworm-slim$/m);
     assert.strictEqual(runtime.from, "${NODE_SLIM_IMAGE}");
     const build = all.find((stage) => stage.name === "build");
     assert.ok(build?.instructions.some((line) => /^RUN npx tsc -p tsconfig.json$/.test(line)), "the build stage compiles with tsc");

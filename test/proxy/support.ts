@@ -1,6 +1,7 @@
 // Shared fixtures for the proxy suites: one test PKI per run, identity and config directories on
 // disk (the proxy reads files, as in a pod), an echo backend that counts what reaches it, and
 // in-process proxies on ephemeral loopback ports with their log lines captured.
+import { ChildProcess, spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
@@ -13,6 +14,51 @@ import { RunningProxy, startProxy } from "../../proxy/proxy";
 import { InboundListener, loadMeshConfig, loadSettings, OutboundListener, Settings } from "../../proxy/settings";
 import { OriginalDestinationLookup } from "../../proxy/state";
 import { parseSpiffeId } from "../../proxy/spiffe";
+
+export const CLI = path.resolve(__dirname, "../../proxy/cli.js");
+const REPO = path.resolve(__dirname, "../../..");
+
+/** `<flags> cli.js` exactly as the image's ENTRYPOINT starts the proxy, with /app/ mapped to this checkout (after "node"). */
+export function imageEntrypoint(): string[] {
+  const dockerfile = fs.readFileSync(path.join(REPO, "proxy/Dockerfile"), "utf8");
+  const [node, ...args] = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]) as string[];
+  if (node !== "node") throw new Error(`the image's ENTRYPOINT starts ${node}, not node`);
+  const local = args.map((arg) => arg.replace("/app/", `${REPO}/`));
+  if (local.at(-1) !== CLI) throw new Error(`the image's ENTRYPOINT runs ${local.at(-1)}, not ${CLI}`);
+  return local;
+}
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  /** Everything it printed so far (JSON log lines). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** `mesh-proxy run --config <file>` as the image runs it, under the given Node binary; resolves once it logged "proxy started". */
+export async function spawnProxy(node: string, configFile: string): Promise<ProxyProcess> {
+  const child = spawn(node, [...imageEntrypoint(), "run", "--config", configFile], { stdio: ["ignore", "pipe", "pipe"] });
+  let text = "";
+  child.stdout!.on("data", (c: Buffer) => (text += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (text += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const proc: ProxyProcess = {
+    child,
+    output: () => text,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+  try {
+    await waitFor(() => text.includes("proxy started") || child.exitCode !== null, 15_000, `${configFile} started`);
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  if (child.exitCode !== null) throw new Error(`mesh-proxy exited ${child.exitCode}: ${text.trim()}`);
+  return proc;
+}
 
 export const TD = "cluster.local";
 export const SERVER_ID = `spiffe://${TD}/ns/shop/sa/api`;

@@ -16,6 +16,7 @@ import { loadSettings } from "../../proxy/settings";
 import { classifyFirstBytes } from "../../proxy/sniff";
 import { authorityPort } from "../../proxy/tunnel";
 import { checkPeerCertificate } from "../../proxy/verify";
+import { keyExchangeGroups } from "../../proxy/identity";
 import { Eku, KeyUsage } from "../support/pki";
 import { CLIENT_ID, removeTmpDirs, SERVER_ID, TD, testMesh, tmpDir, workload } from "./support";
 
@@ -257,5 +258,14 @@ describe("proxy/directory newlyMeshedPorts", function () {
     assert.deepEqual(newlyMeshedPorts(before, after), ["shop/api:8080", "shop/api:8082"]);
     assert.deepEqual(newlyMeshedPorts(after, after), []);
     assert.deepEqual(newlyMeshedPorts(after, before), []);
+  });
+});
+
+describe("proxy/identity keyExchangeGroups", function () {
+  it("offers the post-quantum hybrid first, with a second key share for X25519, from OpenSSL 3.5 on", function () {
+    assert.equal(keyExchangeGroups("3.0.15+quic"), "X25519:P-256");
+    assert.equal(keyExchangeGroups("3.4.1"), "X25519:P-256");
+    assert.equal(keyExchangeGroups("3.5.9"), "*X25519MLKEM768:*X25519:P-256");
+    assert.equal(keyExchangeGroups("4.0.0"), "*X25519MLKEM768:*X25519:P-256");
   });
 });

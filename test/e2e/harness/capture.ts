@@ -1,4 +1,4 @@
-// A packet capture on the node bridge (tcpdump, in the node namespace), read back with pcap.ts.
+// A packet capture (tcpdump) on the node bridge in a node namespace, or on any interface of the host, read back with pcap.ts.
 // --immediate-mode: without it libpcap holds packets in its ring until a block timeout, and a
 // capture stopped right after a request would miss them.
 import { ChildProcess, spawn } from "node:child_process";
@@ -12,8 +12,11 @@ export class Capture {
     private readonly exited: Promise<void>,
   ) {}
 
-  static async start(nodeNs: string, iface: string, file: string): Promise<Capture> {
-    const child = spawn("ip", ["netns", "exec", nodeNs, "tcpdump", "-i", iface, "-n", "--immediate-mode", "-U", "-s", "0", "-w", file, "tcp"], {
+  /** `nodeNs` undefined: the host's own namespace. `filter`: a tcpdump filter expression. */
+  static async start(nodeNs: string | undefined, iface: string, file: string, filter = "tcp"): Promise<Capture> {
+    const tcpdump = ["tcpdump", "-i", iface, "-n", "--immediate-mode", "-U", "-s", "0", "-w", file, ...filter.split(" ")];
+    const [command, ...args] = nodeNs === undefined ? tcpdump : ["ip", "netns", "exec", nodeNs, ...tcpdump];
+    const child = spawn(command, args, {
       stdio: ["ignore", "ignore", "pipe"],
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -123,6 +123,10 @@ export interface TlsView {
   clientHelloOffers13: boolean;
   /** A ServerHello whose supported_versions extension selected TLS 1.3 (0x0304). */
   serverHelloSelected13: boolean;
+  /** The key exchange group of the (last) ServerHello's key_share, e.g. 0x11ec X25519MLKEM768, 0x001d X25519. */
+  serverHelloGroup?: number;
+  /** The server answered with a HelloRetryRequest (a ServerHello with RFC 8446's fixed random) first. */
+  helloRetryRequest: boolean;
   /** Record content types in order (22 handshake, 20 change_cipher_spec, 23 application_data, 21 alert). */
   recordTypes: number[];
   /**
@@ -136,10 +140,13 @@ export interface TlsView {
 
 const TLS_HANDSHAKE = 22;
 const EXT_SUPPORTED_VERSIONS = 0x002b;
+const EXT_KEY_SHARE = 0x0033;
+/** RFC 8446 4.1.3: a ServerHello with this random is a HelloRetryRequest. */
+const HELLO_RETRY_RANDOM = Buffer.from("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c", "hex");
 const TLS13 = 0x0304;
 
 export function tlsView(bytes: Buffer): TlsView {
-  const view: TlsView = { isTls: false, clientHelloOffers13: false, serverHelloSelected13: false, recordTypes: [], recordsOnly: false, parsedTo: 0 };
+  const view: TlsView = { isTls: false, clientHelloOffers13: false, serverHelloSelected13: false, helloRetryRequest: false, recordTypes: [], recordsOnly: false, parsedTo: 0 };
   let off = 0;
   while (off + 5 <= bytes.length) {
     const type = bytes[off];
@@ -151,8 +158,14 @@ export function tlsView(bytes: Buffer): TlsView {
     view.recordTypes.push(type);
     const body = bytes.subarray(off + 5, off + 5 + len);
     if (type === TLS_HANDSHAKE && body.length >= 4) {
-      if (body[0] === 1) view.clientHelloOffers13 ||= helloVersions(body, true).includes(TLS13);
-      if (body[0] === 2) view.serverHelloSelected13 ||= helloVersions(body, false).includes(TLS13);
+      if (body[0] === 1) view.clientHelloOffers13 ||= clientVersions(helloExtensions(body, true).get(EXT_SUPPORTED_VERSIONS)).includes(TLS13);
+      if (body[0] === 2) {
+        const extensions = helloExtensions(body, false);
+        view.serverHelloSelected13 ||= extensions.get(EXT_SUPPORTED_VERSIONS)?.readUInt16BE(0) === TLS13;
+        const keyShare = extensions.get(EXT_KEY_SHARE);
+        if (keyShare && keyShare.length >= 2) view.serverHelloGroup = keyShare.readUInt16BE(0);
+        view.helloRetryRequest ||= body.subarray(6, 38).equals(HELLO_RETRY_RANDOM);
+      }
     }
     off += 5 + len;
   }
@@ -161,8 +174,9 @@ export function tlsView(bytes: Buffer): TlsView {
   return view;
 }
 
-/** The supported_versions of a ClientHello (a list) or ServerHello (one selected version). */
-function helloVersions(msg: Buffer, client: boolean): number[] {
+/** The extensions of a ClientHello or ServerHello, by type (empty for a truncated hello). */
+function helloExtensions(msg: Buffer, client: boolean): Map<number, Buffer> {
+  const extensions = new Map<number, Buffer>();
   try {
     let p = 4 + 2 + 32; // handshake header, legacy_version, random
     p += 1 + msg[p]; // session id
@@ -175,21 +189,22 @@ function helloVersions(msg: Buffer, client: boolean): number[] {
     const end = p + 2 + msg.readUInt16BE(p);
     p += 2;
     while (p + 4 <= end) {
-      const type = msg.readUInt16BE(p);
       const len = msg.readUInt16BE(p + 2);
-      const data = msg.subarray(p + 4, p + 4 + len);
-      if (type === EXT_SUPPORTED_VERSIONS) {
-        if (!client) return [data.readUInt16BE(0)];
-        const versions: number[] = [];
-        for (let i = 1; i + 1 < 1 + data[0]; i += 2) versions.push(data.readUInt16BE(i));
-        return versions;
-      }
+      extensions.set(msg.readUInt16BE(p), msg.subarray(p + 4, p + 4 + len));
       p += 4 + len;
     }
   } catch {
-    /* truncated hello: no versions */
+    /* truncated hello: what was read so far */
   }
-  return [];
+  return extensions;
+}
+
+/** The versions a ClientHello's supported_versions lists (a length byte, then 2-byte versions). */
+function clientVersions(data: Buffer | undefined): number[] {
+  const versions: number[] = [];
+  if (!data || data.length === 0) return versions;
+  for (let i = 1; i + 1 < 1 + data[0] && i + 1 < data.length; i += 2) versions.push(data.readUInt16BE(i));
+  return versions;
 }
 
 /** How often `needle` occurs in clear in any reassembled stream. */
