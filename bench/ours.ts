@@ -13,6 +13,10 @@ export interface OursOptions {
   node: string;
   /** A second runtime, for the "ours-alt-node" system: both interleaved in the same run. */
   altNode?: string;
+  /** The proxy's entry point (dist/proxy/cli.js); absent: this build's. */
+  cli?: string;
+  /** Another build's dist/proxy/cli.js, for the "ours-base" system (before vs after in one run). */
+  baselineCli?: string;
   /** Extra Node flags, e.g. --cpu-prof for the profile pass. */
   nodeFlags: string[];
   /** Pin the transport between the pair ("h2": pooled, multiplexed; "tcp": one mTLS connection
@@ -97,7 +101,7 @@ export function startOurs(plan: OursPlan, o: OursOptions): Pair {
     fs.writeFileSync(file, JSON.stringify(configs[side], null, 2) + "\n");
     const flags = [...o.nodeFlags];
     if (o.profileDirFor) flags.push(`--cpu-prof-dir=${o.profileDirFor(side)}`);
-    return start(`mesh-proxy ${side}`, o.node, [...flags, PROXY_CLI, "run", "--config", file], {
+    return start(`mesh-proxy ${side}`, o.node, [...flags, o.cli ?? PROXY_CLI, "run", "--config", file], {
       netns,
       logFile: path.join(plan.dir, `proxy-${side}.log`),
     });

@@ -1,12 +1,12 @@
 // The proxies we compare against, each as a client-side + server-side pair with mTLS between
-// them: HAProxy (mode tcp), nginx `stream`, stunnel. Same certificates, TLS 1.3 only,
-// TLS_AES_128_GCM_SHA256 only, one worker each. Peers have no SPIFFE support, so the client side
+// them: HAProxy (mode tcp), nginx `stream`, stunnel, socat (a process per connection: `fork`).
+// Same certificates, TLS 1.3 only, TLS_AES_128_GCM_SHA256 only, one worker each. Peers have no SPIFFE support, so the client side
 // verifies the server certificate's chain and its name (the leaf's CN); the server side requires
 // a client certificate that chains to the bundle.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { start, Started } from "./processes";
-import { BenchPki } from "./pki";
+import { BenchPki, LeafFiles } from "./pki";
 
 export const SUITE = "TLS_AES_128_GCM_SHA256";
 
@@ -32,10 +32,11 @@ export interface Pair {
   server: Started;
 }
 
-export type PeerName = "haproxy" | "nginx" | "stunnel";
+export type PeerName = "haproxy" | "nginx" | "stunnel" | "socat";
 
 export function startPeer(name: PeerName, plan: PairPlan): Pair {
   fs.mkdirSync(plan.dir, { recursive: true });
+  if (name === "socat") return startSocat(plan);
   const configs = { haproxy: haproxyConfigs, nginx: nginxConfigs, stunnel: stunnelConfigs }[name](plan);
   const launch = (side: "client" | "server", netns?: string): Started => {
     const conf = path.join(plan.dir, `${name}-${side}.conf`);
@@ -150,5 +151,32 @@ cert = ${p.pki.server.certFile}
 key = ${p.pki.server.keyFile}
 requireCert = yes
 ${tls}`,
+  };
+}
+
+/** socat has no option for TLS 1.3 suites: an OpenSSL config file (OPENSSL_CONF, read by every
+ * OpenSSL 3 program at start-up) pins the same single suite as the other peers. */
+function startSocat(p: PairPlan): Pair {
+  const conf = path.join(p.dir, "socat-openssl.cnf");
+  fs.writeFileSync(conf, `openssl_conf = bench_conf
+[bench_conf]
+ssl_conf = bench_ssl
+[bench_ssl]
+system_default = bench_tls
+[bench_tls]
+MinProtocol = TLSv1.3
+Ciphersuites = ${SUITE}
+`);
+  const env = { ...process.env, OPENSSL_CONF: conf };
+  const tls = (leaf: LeafFiles) => `cert=${leaf.certFile},key=${leaf.keyFile},cafile=${p.pki.caFile},verify=1,min-version=TLS1.3,nodelay`;
+  const listen = (addr: string, port: number) => `${port},bind=${addr},reuseaddr,fork,backlog=4096,nodelay`;
+  const launch = (side: "client" | "server", args: string[], netns?: string) =>
+    start(`socat ${side}`, "socat", args, { netns, env, logFile: path.join(p.dir, `socat-${side}.log`) });
+  return {
+    server: launch("server", [`OPENSSL-LISTEN:${listen(p.serverAddr, p.serverPort)},${tls(p.pki.server)}`, `TCP:127.0.0.1:${p.backendPort},nodelay`], p.serverNs),
+    client: launch("client", [
+      `TCP-LISTEN:${listen(p.clientAddr, p.clientPort)}`,
+      `OPENSSL:${p.serverAddr}:${p.serverPort},${tls(p.pki.client)},commonname=${p.pki.server.commonName}`,
+    ], p.clientNs),
   };
 }

@@ -1,29 +1,43 @@
-// The five systems under test, started the same way: a pair of proxies (or none, for "direct")
+// The systems under test, started the same way: a pair of proxies (or none, for "direct")
 // between the load generator and the backend, ready once both sides listen.
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { Started, stop, waitForPort } from "./processes";
-import { startPeer, PeerName } from "./peers";
+import { start, Started, stop, waitForPort } from "./processes";
+import { startPeer, PeerName, PairPlan, Pair } from "./peers";
 import { startOurs, OursOptions, OursPlan } from "./ours";
 
-export type SystemName = "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp" | "ours-alt-node";
+export type SystemName =
+  | "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp" | "ours-alt-node" | "ours-base" | "socat" | "node-relay";
 /** What a run compares unless --systems says otherwise. */
 export const DEFAULT_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "nginx", "stunnel"];
-/** Plus our proxy with its pair transport pinned, to compare pooled h2 with one mTLS connection per
- * application connection. */
-export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp", "ours-alt-node"];
+/** Plus our proxy with its pair transport pinned (pooled h2 or one mTLS connection per
+ * application connection), on a second runtime, or from a second build; socat; and the floor of a
+ * Node relay. */
+export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp", "ours-alt-node", "ours-base", "socat", "node-relay"];
 export const isOurs = (s: SystemName) => s.startsWith("ours");
 /** The variant of our proxy the targets are checked on: "ours" (its default transport) when it
- * ran, else the first pinned variant that did. */
-export const primaryOurs = (systems: SystemName[]): SystemName | undefined => (systems.includes("ours") ? "ours" : systems.find(isOurs));
+ * ran, else the first variant of this build that did (never ours-base: another build). */
+export const primaryOurs = (systems: SystemName[]): SystemName | undefined =>
+  systems.includes("ours") ? "ours" : systems.find((s) => isOurs(s) && s !== "ours-base");
+/** The order of round `round` (1-based): the list rotated by one system per round, so no system
+ * is always first (the first after a pause measured ~7% slower); every system runs every round. */
+export const roundOrder = <T>(systems: T[], round: number): T[] => {
+  const k = (round - 1) % systems.length;
+  return [...systems.slice(k), ...systems.slice(0, k)];
+};
+
 export const LABELS: Record<SystemName, string> = {
   direct: "direct (no proxy)",
   ours: "mesh-proxy (ours)",
   "ours-h2": "mesh-proxy, h2 pool",
   "ours-tcp": "mesh-proxy, tcp per conn",
   "ours-alt-node": "mesh-proxy on --alt-node",
+  "ours-base": "mesh-proxy, --baseline-proxy",
   haproxy: "HAProxy",
   nginx: "nginx stream",
   stunnel: "stunnel",
+  socat: "socat",
+  "node-relay": "Node TLS relay (floor)",
 };
 
 export interface RunningSystem {
@@ -41,10 +55,11 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
     return { name, host: plan.serverAddr, port: plan.backendPort, proxies: [], stop: async () => undefined };
   }
   const dir = path.join(plan.dir, name);
-  const transport = name === "ours-h2" ? "h2" : name === "ours-tcp" ? "tcp" : ours.transport;
-  if (name === "ours-alt-node" && !ours.altNode) throw new Error("ours-alt-node needs --alt-node <path to a node binary>");
-  const node = name === "ours-alt-node" ? ours.altNode! : ours.node;
-  const pair = isOurs(name) ? startOurs({ ...plan, dir }, { ...ours, node, transport }) : startPeer(name as PeerName, { ...plan, dir });
+  const pair = isOurs(name)
+    ? startOurs({ ...plan, dir }, oursVariant(name, ours))
+    : name === "node-relay"
+      ? startNodeRelay({ ...plan, dir }, ours.node)
+      : startPeer(name as PeerName, { ...plan, dir });
   const running: RunningSystem = {
     name,
     host: plan.clientAddr,
@@ -65,4 +80,28 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
     throw err;
   }
   return running;
+}
+
+/** The options one variant of our proxy runs with. */
+export function oursVariant(name: SystemName, ours: OursOptions): OursOptions {
+  const transport = name === "ours-h2" ? "h2" : name === "ours-tcp" ? "tcp" : ours.transport;
+  if (name === "ours-alt-node" && !ours.altNode) throw new Error("ours-alt-node needs --alt-node <path to a node binary>");
+  if (name === "ours-base" && !ours.baselineCli) throw new Error("ours-base needs --baseline-proxy <path to dist/proxy/cli.js>");
+  const node = name === "ours-alt-node" ? ours.altNode! : ours.node;
+  const cli = name === "ours-base" ? ours.baselineCli : ours.cli;
+  return { ...ours, node, transport, cli };
+}
+
+const NODE_RELAY = path.join(__dirname, "node-relay.js");
+
+/** bench/node-relay.ts, one process per side, on our proxy's runtime. */
+function startNodeRelay(p: PairPlan, node: string): Pair {
+  const launch = (side: "client" | "server", args: object, netns?: string) =>
+    start(`node-relay ${side}`, node, [NODE_RELAY, JSON.stringify({ side, ...args })], { netns, logFile: path.join(p.dir, `node-relay-${side}.log`) });
+  const files = (leaf: PairPlan["pki"]["client"]) => ({ cert: leaf.certFile, key: leaf.keyFile, ca: p.pki.caFile });
+  fs.mkdirSync(p.dir, { recursive: true });
+  return {
+    server: launch("server", { listen: { host: p.serverAddr, port: p.serverPort }, target: { host: "127.0.0.1", port: p.backendPort }, ...files(p.pki.server) }, p.serverNs),
+    client: launch("client", { listen: { host: p.clientAddr, port: p.clientPort }, target: { host: p.serverAddr, port: p.serverPort }, ...files(p.pki.client) }, p.clientNs),
+  };
 }
