@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers the benchmark compares against, from Debian: HAProxy, nginx with the stream
-# module, stunnel, wrk (plus openssl and iproute2 for the PKI check and the network namespaces).
+# module, stunnel, socat, wrk (plus openssl and iproute2 for the PKI check and the network
+# namespaces), and the servers and clients of the real-protocol rows: Redis (redis-server,
+# redis-benchmark), PostgreSQL (server + pgbench: postgresql, postgresql-contrib), MariaDB.
 # A quick no-op when everything is already there.
 set -euo pipefail
 need=()
@@ -12,6 +14,13 @@ command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || nee
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v pgbench >/dev/null 2>&1 || need+=(postgresql-contrib)
+command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "bench: missing ${need[*]}; run as root (or: sudo apt-get install ${need[*]})" >&2

@@ -1,13 +1,16 @@
-// Writes the results: raw JSON, a Markdown report, and an SVG chart (hand-rolled: bars of each
-// system's ratio to the HAProxy pair, and added p99 latency).
+// Writes the results: raw JSON, a Markdown report (the real-protocol section is
+// report-roundtrips.ts), and an SVG chart (hand-rolled: bars of each system's ratio to the
+// HAProxy pair).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RoundRun, SystemSummary, TargetCheck, Stat, PERCENTILES } from "./summary";
+import { RoundRun, SystemSummary, TargetCheck, Stat, PERCENTILES, WorkloadGroup } from "./summary";
+import { ProtocolName, RoundTripDurations } from "./roundtrip-kinds";
 import { SystemName, LABELS, primaryOurs } from "./systems";
 import { TopologyName } from "./topology";
 import { Durations } from "./workloads";
 import { ControlPlaneResult, ControlPlaneProfile } from "./controlplane";
 import { ProfileSummary } from "./profile";
+import { renderRoundTrips, num, cell, ratio } from "./report-roundtrips";
 
 export interface BenchResults {
   meta: {
@@ -16,7 +19,12 @@ export interface BenchResults {
     rounds: number;
     topologies: TopologyName[];
     systems: SystemName[];
+    /** Which groups ran, and which protocol servers (the installed ones). */
+    workloads?: WorkloadGroup[];
+    protocols?: ProtocolName[];
     durations: Durations;
+    roundTripDurations?: RoundTripDurations;
+    baselineProxy?: string;
     seconds: number;
     versions: Record<string, string>;
     root: boolean;
@@ -29,19 +37,6 @@ export interface BenchResults {
   controlPlaneProfile?: ControlPlaneProfile;
   profile?: ProfileSummary;
 }
-
-const num = (x: number | undefined, digits = 2): string => {
-  if (x === undefined || !Number.isFinite(x)) return "–";
-  const a = Math.abs(x);
-  if (a >= 1000) return Math.round(x).toLocaleString("en-US");
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  return x.toFixed(digits);
-};
-const cell = (s: Stat | undefined, digits = 2) =>
-  s ? (s.n > 1 ? `${num(s.median, digits)} (${num(s.min, digits)}–${num(s.max, digits)})` : num(s.median, digits)) : "–";
-// Ratios of added latencies that are ≤ 0 (within noise of direct) mean nothing: leave them out.
-const ratio = (a?: Stat, b?: Stat) => (a && b && b.median > 0 && a.median >= 0 ? `${(a.median / b.median).toFixed(2)}×` : "–");
 
 interface Row {
   label: string;
@@ -79,8 +74,8 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   const m = r.meta;
   out.push(`# mesh-proxy side-by-side benchmark`, ``);
   out.push(`${m.date} · ${m.mode} run (${m.rounds} round${m.rounds > 1 ? "s" : ""}, ${m.topologies.join(" + ")}) · ${m.seconds} s · \`npm run bench -- ${m.command}\``, ``);
-  out.push(`Machine: ${m.versions.cpu}, Linux ${m.versions.kernel}. ${m.versions.haproxy}; ${m.versions.nginx}; ${m.versions.stunnel}; ${m.versions.openssl}; ${m.versions.wrk}; our proxy on Node ${m.versions.oursNode}${m.versions.altNode ? ` (ours-alt-node: Node ${m.versions.altNode})` : ""}.`, ``);
-  out.push(`Cells are medians over rounds with (min–max). Ratios are against the HAProxy pair in the same run.`, ``);
+  out.push(`Machine: ${m.versions.cpu}, Linux ${m.versions.kernel}. ${m.versions.haproxy}; ${m.versions.nginx}; ${m.versions.stunnel}; ${m.versions.openssl}; ${m.versions.wrk}; our proxy on Node ${m.versions.oursNode}${m.versions.altNode ? ` (ours-alt-node: Node ${m.versions.altNode})` : ""}${m.baselineProxy ? ` (ours-base: ${m.baselineProxy})` : ""}.${extraVersions(m.versions)}`, ``);
+  out.push(`Cells are medians over rounds with (min–max). Ratios are against the HAProxy pair in the same run. A verdict is **inconclusive** when the rounds disagree about it (the figure is within the run-to-run noise) or an added time came out ≤ 0 (direct measured slower).`, ``);
 
   for (const t of m.topologies) {
     const checks = r.targets[t];
@@ -89,7 +84,8 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
       out.push(`| target | ours | HAProxy | ours / HAProxy | verdict |`, `|---|---|---|---|---|`);
       for (const c of checks) {
         const ref = c.target.includes("HAProxy") ? num(c.reference, 3) : `limit ${num(c.reference, 3)}`;
-        out.push(`| ${c.target} | ${num(c.value, 3)} ${c.unit} | ${ref} | ${c.ratio !== undefined ? c.ratio.toFixed(2) + "×" : "–"} | ${c.met === undefined ? "–" : c.met ? "**met**" : "**missed**"}: ${c.gap} |`);
+        const verdict = c.verdict === "not measured" ? "–" : `**${c.verdict}**`;
+        out.push(`| ${c.target} | ${num(c.value, 3)} ${c.unit} | ${ref} | ${c.ratio !== undefined ? c.ratio.toFixed(2) + "×" : "–"} | ${verdict}: ${c.gap} |`);
       }
       out.push(``);
     }
@@ -100,6 +96,8 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
 
   for (const t of m.topologies) {
     const sums = r.summaries[t];
+    out.push(...renderRoundTrips(t, sums, m.systems, m.roundTripDurations));
+    if (m.workloads && !m.workloads.includes("http")) continue;
     const systems = m.systems.filter((s) => sums[s]);
     const rates = m.durations.rates;
     const mine = primaryOurs(m.systems);
@@ -168,14 +166,22 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   out.push(`## Method`, ``);
   const d = m.durations;
   out.push(
-    `- Systems run one at a time, interleaved (${m.systems.join(", ")}, repeat) and restarted each round; every proxy pair does mTLS with the same ECDSA P-256 certificates (SPIFFE URI SANs), TLS 1.3 and TLS_AES_128_GCM_SHA256 only, one worker each (HAProxy nbthread 1, nginx one worker process, stunnel one process with its thread per connection, our proxy one Node process).`,
+    `- Systems run one at a time, interleaved (${m.systems.join(", ")}; each round starts one system further along the list) and restarted each round; every proxy pair does mTLS with the same ECDSA P-256 certificates (SPIFFE URI SANs), TLS 1.3 and TLS_AES_128_GCM_SHA256 only, one worker each (HAProxy nbthread 1, nginx one worker process, stunnel one process with its thread per connection, our proxy one Node process).`,
     `- Backend: one nginx worker, \`return 200\` with a 1 KB body; \`/bulk\` is a 64 MB file. Server-side proxies reach it on loopback; "direct" reaches it without any proxy.`,
     `- Latency: own open-loop generator (bench/openloop.ts, a separate Node process) at ${d.rates.join("/")} req/s over ${d.latencyConnections} keep-alive connections for ${d.latencySeconds} s after ${d.latencyWarmupSeconds} s warm-up, measured from each request's intended send time; "added" = system minus direct in the same round.`,
     `- Saturation: wrk -t1 -c${d.saturationConnections} keep-alive ${d.saturationSeconds} s; churn: wrk -t1 -c${d.churnConnections} with \`Connection: close\` ${d.churnSeconds} s; bulk: wrk -t1 -c1 on /bulk ${d.bulkSeconds} s (MB = 10^6 bytes). CPU: utime+stime of both proxy processes from /proc/<pid>/stat around each run.`,
     `- Memory: VmRSS after start (idle) and after opening ${d.idleConnections} keep-alive connections with one completed request each; per-connection = RSS growth / connections.`,
+    ...(m.protocols?.length ? [
+      `- Real protocols (${m.protocols.map((p) => p).join(", ")}): each server runs once per topology in the server namespace; per round every system gets a fresh pair per server, whose server side forwards to that server on loopback. Redis: no persistence; PostgreSQL: fsync and synchronous_commit off, trust auth; MariaDB: binlog off, innodb_flush_log_at_trx_commit=0. Clients: redis-benchmark, pgbench, the mariadb client (INSERTs timed between two marker SELECTs, so client start-up and login are left out). Setup time: a separate Node process opens fresh connections one at a time and times connect() to the server's first byte (MariaDB's greeting, PostgreSQL's answer to an SSLRequest, Redis's +PONG).`,
+    ] : []),
     `- The machine's other load is not controlled by the harness: run the full mode on an idle machine for numbers to quote.`,
   );
   return out.join("\n") + "\n";
+}
+
+function extraVersions(v: Record<string, string>): string {
+  const extra = ["socat", "redis", "postgres", "mariadb"].filter((k) => v[k]).map((k) => v[k]);
+  return extra.length ? ` Also: ${extra.join("; ")}.` : "";
 }
 
 function controlPlaneTarget(cp: ControlPlaneResult[]): string | undefined {
@@ -190,15 +196,23 @@ function controlPlaneTarget(cp: ControlPlaneResult[]): string | undefined {
 
 /** Grouped bars: each system's ratio to HAProxy (higher is better) per metric, one panel per topology. */
 export function renderSvg(r: BenchResults): string {
-  const metrics: { label: string; get: (s: SystemSummary) => Stat | undefined; lowerIsBetter?: boolean; target?: number }[] = [
+  type Metric = { label: string; get: (s: SystemSummary) => Stat | undefined; lowerIsBetter?: boolean; target?: number };
+  const all: Metric[] = [
     { label: "keep-alive req/s", get: (s) => s.keepAliveRps, target: 1 },
     { label: "new conn/s", get: (s) => s.churnConnPerS, target: 3 },
     { label: "bulk MB/s", get: (s) => s.bulkMBps, target: 0.8 },
     { label: "CPU per 1k req (inv.)", get: (s) => s.keepAliveCpuMsPer1k, lowerIsBetter: true },
     { label: "idle RSS (inv.)", get: (s) => s.idleRssMB, lowerIsBetter: true },
+    { label: "redis -c 1 GET/s", get: (s) => s.roundTrips?.throughput["redis-get-c1"], target: 1 },
+    { label: "pgbench -S tx/s", get: (s) => s.roundTrips?.throughput["pgbench-select"], target: 1 },
+    { label: "INSERT/s", get: (s) => s.roundTrips?.throughput["mariadb-insert"] },
   ];
+  const metrics = all.filter((mt) => r.meta.topologies.some((t) => r.summaries[t]?.haproxy && mt.get(r.summaries[t].haproxy)));
   const systems = r.meta.systems.filter((s) => s !== "direct" && s !== "haproxy");
-  const colors: Record<string, string> = { ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", "ours-alt-node": "#7a4fb9", nginx: "#3a9a4a", stunnel: "#c0782b" };
+  const colors: Record<string, string> = {
+    ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", "ours-alt-node": "#7a4fb9", "ours-base": "#9aa9b8",
+    nginx: "#3a9a4a", stunnel: "#c0782b", socat: "#b94f7a", "node-relay": "#555555",
+  };
   const W = 860, panelH = 260, top = 40, left = 50, groupW = (W - left - 20) / metrics.length;
   const panels = r.meta.topologies.filter((t) => r.summaries[t]?.haproxy);
   const H = top + panels.length * (panelH + 80) + 30;

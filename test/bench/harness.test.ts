@@ -1,6 +1,6 @@
-// Runs the benchmark harness once with tiny durations, only to prove that it works end to end
-// (packages, PKI, pairs, every workload, report). No timing assertions: the numbers of a run this
-// short on a shared machine mean nothing.
+// Runs the benchmark harness with tiny durations, only to prove that it works end to end
+// (packages, PKI, pairs, every HTTP workload, the real-protocol servers and clients, report). No
+// timing assertions: the numbers of a run this short on a shared machine mean nothing.
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -8,6 +8,17 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 const MAIN = path.resolve(__dirname, "../../bench/main.js");
+const PROXY_CLI = path.resolve(__dirname, "../../proxy/cli.js");
+const ROUND_TRIP_IDS = ["redis-get-c1", "redis-get-c50", "pgbench-select", "pgbench-tpcb", "mariadb-insert"];
+
+/** Every protocol row of one run was measured, with a setup time per protocol. */
+function assertRoundTrips(run: { system: string; roundTrips?: { workloads: Record<string, { opsPerSecond: number }>; setup: Record<string, { medianMs: number }>; errors: string[] } }): void {
+  const rt = run.roundTrips;
+  assert.ok(rt, `${run.system}: no protocol rows`);
+  assert.deepEqual(rt.errors, [], run.system);
+  for (const id of ROUND_TRIP_IDS) assert.ok(rt.workloads[id]?.opsPerSecond > 0, `${run.system} ${id}: ${JSON.stringify(rt.workloads[id])}`);
+  for (const p of ["redis", "postgres", "mariadb"]) assert.ok(rt.setup[p]?.medianMs > 0, `${run.system} ${p} setup`);
+}
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -20,7 +31,7 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
 }
 
 describe("bench harness", function () {
-  this.timeout(90_000);
+  this.timeout(150_000);
   let out: string;
 
   before(function () {
@@ -29,7 +40,7 @@ describe("bench harness", function () {
   });
   after(() => out && fs.rmSync(out, { recursive: true, force: true }));
 
-  it("runs every workload against direct, our proxy and HAProxy and writes the report", async () => {
+  it("runs every workload (HTTP and real protocols) against direct, our proxy and HAProxy and writes the report", async () => {
     const { code, output } = await runBench([
       "--tiny", "--topology", "loopback", "--systems", "direct,ours,haproxy", "--control-plane", "10", "--profile", "never", "--out", out,
     ]);
@@ -44,12 +55,39 @@ describe("bench harness", function () {
         assert.deepEqual([run.tls.protocol, run.tls.cipher], ["TLSv1.3", "TLS_AES_128_GCM_SHA256"], run.system);
         assert.ok(m.memory.open > 0, `${run.system} held no idle connections`);
       }
+      assertRoundTrips(run);
     }
-    assert.equal(results.targets.loopback.length, 6);
+    // 6 HTTP targets, 3 protocol throughputs, 4 added round-trip times; each with a verdict.
+    assert.equal(results.targets.loopback.length, 13);
+    for (const t of results.targets.loopback) assert.ok(["met", "missed", "inconclusive", "not measured"].includes(t.verdict), `${t.target}: ${t.verdict}`);
+    // Tiny runs no 1k req/s rate; everything else is measured.
+    for (const t of results.targets.loopback.filter((t: { target: string }) => !t.target.includes("@1k"))) assert.notEqual(t.verdict, "not measured", t.target);
     assert.ok(results.controlPlane[0].workloads === 10 && !results.controlPlane[0].error, JSON.stringify(results.controlPlane));
     const report = fs.readFileSync(path.join(out, "report.md"), "utf8");
     assert.match(report, /## Targets, loopback/);
+    assert.match(report, /## Real protocols \(round trips\), loopback/);
+    assert.match(report, /## Results, loopback/);
     assert.match(fs.readFileSync(path.join(out, "chart.svg"), "utf8"), /^<svg/);
+  });
+
+  it("runs only the protocol rows through socat, the Node relay and a baseline build", async () => {
+    const dir = path.join(out, "protocols");
+    const { code, output } = await runBench([
+      "--tiny", "--workloads", "protocols", "--systems", "direct,ours-tcp,haproxy,socat,node-relay,ours-base", "--baseline-proxy", PROXY_CLI,
+      "--control-plane", "none", "--profile", "never", "--no-install", "--out", dir,
+    ]);
+    assert.equal(code, 0, output);
+    const results = JSON.parse(fs.readFileSync(path.join(dir, "results.json"), "utf8"));
+    assert.equal(results.runs.length, 6);
+    for (const run of results.runs) {
+      assert.equal(run.measurements, undefined, `${run.system} ran HTTP workloads`);
+      assertRoundTrips(run);
+      if (run.system !== "direct") assert.deepEqual([run.tls.protocol, run.tls.cipher], ["TLSv1.3", "TLS_AES_128_GCM_SHA256"], run.system);
+    }
+    assert.equal(results.targets.loopback.length, 7, "only the protocol targets");
+    const report = fs.readFileSync(path.join(dir, "report.md"), "utf8");
+    assert.match(report, /## Real protocols \(round trips\), loopback/);
+    assert.doesNotMatch(report, /## Results, loopback/);
   });
 
   it("refuses unknown systems with a clean message", async () => {
