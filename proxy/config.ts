@@ -32,7 +32,13 @@ const SpiffeIdString = z.string().superRefine((value, ctx) => {
 
 const IpAddress = z.union([z.ipv4(), z.ipv6()]);
 
-export const PortModeSchema = z.strictObject({ port: Port, mode: ModeSchema });
+/**
+ * `opaque`: no protocol detection on this port (server-first protocols such as MySQL or SMTP,
+ * whose clients wait for the server to speak). A permissive or audit port forwards a plaintext
+ * client at once instead of waiting `sniffTimeoutMs` for a ClientHello that cannot come; meshed
+ * clients reach the port through the tunnel listener instead (PROXY_PORTS.tunnel).
+ */
+export const PortModeSchema = z.strictObject({ port: Port, mode: ModeSchema, opaque: z.boolean().optional() });
 
 /**
  * One authorization rule. A connection matches when its port is in `ports` (absent: every port)
@@ -120,7 +126,8 @@ export const DirectoryServiceSchema = z.strictObject({
   /** DNS names of the service, e.g. api.shop.svc.cluster.local. */
   hostnames: z.array(z.string().min(1)).default([]),
   ports: z
-    .array(z.strictObject({ port: Port, targetPort: Port, mode: ModeSchema }))
+    /** `opaque`: clients reach this port through the pods' tunnel port (PROXY_PORTS.tunnel on the same addresses). */
+    .array(z.strictObject({ port: Port, targetPort: Port, mode: ModeSchema, opaque: z.boolean().optional() }))
     .min(1),
 });
 
@@ -212,6 +219,14 @@ export const OutboundListenerSchema = z.strictObject({
   spiffeId: SpiffeIdString.nullable(),
   /** The app port the server-side proxy should reach (the tunnel's CONNECT target); default target.port. */
   targetPort: Port.optional(),
+  /** `target` is the server proxy's tunnel listener (an opaque port): always HTTP/2 CONNECT, whatever `transport` says. */
+  tunnel: z.boolean().default(false),
+});
+
+/** The tunnel listener: mTLS HTTP/2 CONNECT only; each stream names a port of workload.inbound.ports. */
+export const TunnelListenerSchema = z.strictObject({
+  port: Port,
+  host: ListenHost.default("0.0.0.0"),
 });
 
 export const AdminListenerSchema = z.strictObject({
@@ -229,7 +244,8 @@ export const ProxyFileConfigSchema = z.strictObject({
     .strictObject({
       inbound: z.array(InboundListenerSchema).default([]),
       outbound: z.array(OutboundListenerSchema).default([]),
-      /** Also open the transparent listeners (15006 inbound, 15001 outbound) that read SO_ORIGINAL_DST. */
+      tunnel: TunnelListenerSchema.optional(),
+      /** Also open the transparent listeners (15006 inbound, 15001 outbound, 15008 tunnel) that pods use. */
       transparent: z.boolean().default(false),
     })
     .default({ inbound: [], outbound: [], transparent: false }),

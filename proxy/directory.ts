@@ -10,6 +10,8 @@ export interface DirectoryMatch {
   /** The server pod's app port behind this service port. */
   targetPort: number;
   mode: Mode;
+  /** Reach it through the tunnel port (no protocol detection on the server side). */
+  opaque: boolean;
 }
 
 /** IPv4-mapped IPv6 (::ffff:10.0.0.1) and plain IPv4 name the same destination. */
@@ -40,7 +42,7 @@ export function lookupDestination(directory: DirectoryConfig, address: string, p
     // A pod IP is dialled on the target port, a ClusterIP on the service port.
     const entry = service.ports.find((p) => p.port === port) ?? service.ports.find((p) => p.targetPort === port);
     if (!entry) continue;
-    return { service: `${service.namespace}/${service.name}`, spiffeId: service.spiffeId, targetPort: entry.targetPort, mode: entry.mode };
+    return { service: `${service.namespace}/${service.name}`, spiffeId: service.spiffeId, targetPort: entry.targetPort, mode: entry.mode, opaque: entry.opaque === true };
   }
   return undefined;
 }

@@ -1,9 +1,11 @@
 // Server side: accept → classify (sniff) → authenticate (mTLS) → authorize → connect → copy.
-// The port decides the mode (strict / permissive / disabled). An mTLS client that negotiated the
-// tunnel (ALPN mesh-h2) gets an HTTP/2 session whose CONNECT streams are authorized one by one.
+// The port decides the mode (strict / permissive / audit / disabled). An mTLS client that
+// negotiated the tunnel (ALPN mesh-h2) gets an HTTP/2 session whose CONNECT streams are authorized
+// one by one. An opaque port is not sniffed: plaintext goes straight through where the mode admits
+// it, and meshed clients come through the tunnel listener, which takes mTLS HTTP/2 only.
 import * as net from "net";
 import { acceptMtls, Refusal } from "./handshake";
-import { decide, InboundPeer, resolveMode } from "./policy";
+import { decide, InboundPeer, isOpaque, resolveMode } from "./policy";
 import { InboundListener, MeshConfig } from "./settings";
 import { sniff } from "./sniff";
 import { ProxyContext, recordAuditRefusal, recordRefusal } from "./state";
@@ -39,6 +41,7 @@ async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Soc
     return void raw.destroy();
   }
   ctx.connections.countSocket(raw);
+  if (listener.tunnel) return handleTunnelListener(ctx, listener, raw, remote);
   const port = listener.targetPort ?? ctx.originalDestination(raw)?.port;
   if (port === undefined) {
     recordRefusal(ctx, "inbound", "unknown", "no_original_destination", { remote, listener: listener.port });
@@ -58,6 +61,8 @@ async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Soc
   const started = Date.now();
   // Audit admits plaintext like permissive, so it waits no longer for a client that speaks first.
   const admitsPlaintext = mode === "permissive" || mode === "audit";
+  // No ClientHello comes to an opaque port (meshed clients use the tunnel listener): no wait.
+  if (admitsPlaintext && isOpaque(ctx.config.workload, port)) return admit(ctx, listener, raw, port, mode, null, fields);
   const firstBytes = await sniff(raw, admitsPlaintext ? limits.sniffTimeoutMs : limits.handshakeTimeoutMs);
   if (firstBytes === "closed") return void raw.destroy();
   if (firstBytes === "plaintext" || firstBytes === "timeout") {
@@ -88,6 +93,39 @@ async function handle(ctx: ProxyContext, listener: InboundListener, raw: net.Soc
   } catch (error) {
     if (!(error instanceof Refusal)) throw error;
     recordRefusal(ctx, "inbound", mode, error.reason, { ...fields, detail: error.message });
+  }
+}
+
+/**
+ * The tunnel listener: mTLS with ALPN mesh-h2 only (the streams name their ports); the peer is
+ * authenticated as on a strict port, then each stream is authorized for its port's mode.
+ */
+async function handleTunnelListener(ctx: ProxyContext, listener: InboundListener, raw: net.Socket, remote: string): Promise<void> {
+  const fields = { remote, port: raw.localPort, listener: "tunnel" };
+  const { limits } = ctx.config.workload;
+  const identity = ctx.identity;
+  if (!identity) {
+    recordRefusal(ctx, "inbound", "tunnel", "no_identity", fields);
+    return void raw.destroy();
+  }
+  const firstBytes = await sniff(raw, limits.handshakeTimeoutMs);
+  if (firstBytes === "closed") return void raw.destroy();
+  if (firstBytes !== "tls") {
+    recordRefusal(ctx, "inbound", "tunnel", firstBytes === "timeout" ? "handshake_timeout" : "plaintext_on_strict", fields);
+    return void raw.destroy();
+  }
+  const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "server" });
+  try {
+    const accepted = await acceptMtls(raw, identity, ctx.config.workload.trustDomain, limits.handshakeTimeoutMs);
+    timer();
+    if (accepted.transport !== "h2") {
+      recordRefusal(ctx, "inbound", "tunnel", "bad_tunnel_request", { ...fields, peer: accepted.peer, detail: "the tunnel port speaks HTTP/2 CONNECT only (ALPN mesh-h2)" });
+      return accepted.deny();
+    }
+    return serveTunnel(ctx, listener, accepted.socket, accepted.peer, undefined, { ...fields, peer: accepted.peer });
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    recordRefusal(ctx, "inbound", "tunnel", error.reason, { ...fields, detail: error.message });
   }
 }
 

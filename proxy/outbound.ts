@@ -22,7 +22,10 @@ function routeFor(ctx: ProxyContext, destination: { address: string; port: numbe
   }
   // Only a permissive port can fall back; strict ones skip the lookup.
   const plaintextFallback = match.mode === "permissive" && (ctx.migrating.get(servicePortKey(match.service, match.targetPort)) ?? 0) > Date.now();
-  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback };
+  // An opaque port is not sniffed by the server: reach it through the tunnel port of the same
+  // address (a ClusterIP's Service exposes it as "mesh-tunnel", a pod listens on it).
+  const tunnel = match.opaque ? { tunnelPort: PROXY_PORTS.tunnel } : {};
+  return { host: destination.address, port: destination.port, spiffeId: match.spiffeId, targetPort: match.targetPort, plaintextFallback, ...tunnel };
 }
 
 export function outboundHandler(ctx: ProxyContext, listener: OutboundListener, pool: TunnelPool): (app: net.Socket) => void {
@@ -57,7 +60,7 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
     route = routeFor(ctx, destination);
   }
   const fields = { source, destination: `${route.host}:${route.port}`, expected: route.spiffeId ?? undefined };
-  let mode = route.spiffeId === null ? "plaintext" : `mtls-${ctx.transport}`;
+  let mode = route.spiffeId === null ? "plaintext" : `mtls-${route.tunnelPort !== undefined ? "h2" : ctx.transport}`;
 
   let upstream: Duplex;
   try {
@@ -68,8 +71,8 @@ async function handle(ctx: ProxyContext, listener: OutboundListener, pool: Tunne
       // each pod's config at its own time: a server still on "disabled" hands our ClientHello to
       // its app, which answers in plaintext. Only then, and only for MIGRATION_WINDOW_MS after the
       // change, send plaintext rather than fail the request; log and count it.
-      if (!(error instanceof Refusal && route.plaintextFallback && serverSpokeNoTls(error))) throw error;
-      ctx.log.warn("plaintext fallback", { direction: "outbound", ...fields, reason: error.reason, detail: error.message });
+      if (!(route.plaintextFallback && serverIsNotMeshed(error, route))) throw error;
+      ctx.log.warn("plaintext fallback", { direction: "outbound", ...fields, reason: error instanceof Refusal ? error.reason : (error as NodeJS.ErrnoException).code, detail: (error as Error).message });
       mode = "plaintext-fallback";
       upstream = await connectPlain(route);
     }
@@ -107,6 +110,7 @@ async function dial(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute): 
   if (route.spiffeId === null) return connectPlain(route);
   const identity = ctx.identity;
   if (!identity) throw new Refusal("no_identity", "no identity loaded yet");
+  if (route.tunnelPort !== undefined) return openTunnel(ctx, pool, { ...route, port: route.tunnelPort, spiffeId: route.spiffeId });
   if (ctx.transport === "h2") return openTunnel(ctx, pool, { ...route, spiffeId: route.spiffeId });
   const { limits, trustDomain } = ctx.config.workload;
   const timer = ctx.metrics.handshakeSeconds.startTimer({ role: "client" });
@@ -120,6 +124,16 @@ async function dial(ctx: ProxyContext, pool: TunnelPool, route: OutboundRoute): 
   });
   timer();
   return socket;
+}
+
+/**
+ * The server side is not meshed yet (mid-migration): it answered our ClientHello in plaintext (its
+ * proxy still runs "disabled"), or, for an opaque port, nothing listens on its tunnel port (a pod
+ * from before the rollout, without a proxy).
+ */
+function serverIsNotMeshed(error: unknown, route: OutboundRoute): boolean {
+  if (error instanceof Refusal) return serverSpokeNoTls(error);
+  return route.tunnelPort !== undefined && (error as NodeJS.ErrnoException).code === "ECONNREFUSED";
 }
 
 function connectPlain(route: OutboundRoute): Promise<net.Socket> {

@@ -9,6 +9,11 @@ export function resolveMode(workload: WorkloadConfig, port: number): Mode {
   return workload.inbound.ports.find((entry) => entry.port === port)?.mode ?? workload.inbound.defaultMode;
 }
 
+/** An opaque port gets no protocol detection: its meshed clients come through the tunnel listener. */
+export function isOpaque(workload: WorkloadConfig, port: number): boolean {
+  return workload.inbound.ports.find((entry) => entry.port === port)?.opaque === true;
+}
+
 /**
  * May `peer` (an authenticated SPIFFE ID, or null for a plaintext client) reach `port`?
  * No policy (null) allows everyone; otherwise a rule must match. A plaintext peer has no

@@ -28,6 +28,8 @@ export interface InboundListener {
   targetPort?: number;
   /** Pins the mode; absent: the workload's mode for the target port. A config reload updates it (proxy.ts). */
   mode?: Mode;
+  /** The tunnel listener: mTLS HTTP/2 only, each stream names its app port (no targetPort, no mode). */
+  tunnel?: boolean;
 }
 
 export interface OutboundRoute {
@@ -42,6 +44,11 @@ export interface OutboundRoute {
    * that is not TLS (its proxy still runs the old "disabled" config), send plaintext instead.
    */
   plaintextFallback?: boolean;
+  /**
+   * The destination port is opaque: dial the server proxy's tunnel listener on this port of the
+   * same host instead, over HTTP/2 CONNECT whatever the transport (the stream names targetPort).
+   */
+  tunnelPort?: number;
 }
 
 export interface OutboundListener {
@@ -85,6 +92,12 @@ export interface SettingsOverrides {
 const TRANSPARENT_OUTBOUND: OutboundListener[] = [
   { host: "127.0.0.1", port: PROXY_PORTS.outbound },
   { host: "::1", port: PROXY_PORTS.outbound, optional: true },
+];
+
+// "::" is dual-stack (IPv4 arrives v4-mapped); it falls back to 0.0.0.0 without IPv6.
+const TRANSPARENT_INBOUND: InboundListener[] = [
+  { host: "::", port: PROXY_PORTS.inbound },
+  { host: "::", port: PROXY_PORTS.tunnel, tunnel: true },
 ];
 
 /** A decompressed directory larger than this is refused (a gzip bomb must not take the proxy down). */
@@ -184,8 +197,7 @@ export function loadSettings(configPath: string, overrides: SettingsOverrides = 
       source,
       identityDir: path.resolve(overrides.identityDir ?? MOUNT_PATHS.identity),
       config: loadMeshConfig(source),
-      // "::" is dual-stack (IPv4 arrives v4-mapped); it falls back to 0.0.0.0 without IPv6.
-      inbound: [{ host: "::", port: PROXY_PORTS.inbound }],
+      inbound: TRANSPARENT_INBOUND,
       outbound: TRANSPARENT_OUTBOUND,
       admin: { host: "::", port: PROXY_PORTS.admin },
       transport: overrides.transport ?? "h2",
@@ -202,16 +214,24 @@ export function loadSettings(configPath: string, overrides: SettingsOverrides = 
     throw new ConfigError(`invalid config in ${resolved}:\n  identity: required (or pass --identity <dir>)`);
   }
   const inbound: InboundListener[] = file.listeners.inbound.map((l) => ({ host: l.host, port: l.port, targetPort: l.targetPort, mode: l.mode }));
+  const { tunnel } = file.listeners;
+  if (tunnel) inbound.push({ host: tunnel.host, port: tunnel.port, tunnel: true });
   const outbound: OutboundListener[] = file.listeners.outbound.map((l) => ({
     host: l.host,
     port: l.port,
-    route: { host: l.target.host, port: l.target.port, spiffeId: l.spiffeId, targetPort: l.targetPort ?? l.target.port },
+    route: {
+      host: l.target.host,
+      port: l.target.port,
+      spiffeId: l.spiffeId,
+      targetPort: l.targetPort ?? l.target.port,
+      ...(l.tunnel ? { tunnelPort: l.target.port } : {}),
+    },
   }));
   // Checked before the transparent listeners join: those bind one port on two loopback addresses.
   const ports = [...inbound, ...outbound].map((l) => l.port).concat(file.admin.port);
   if (file.listeners.transparent) {
-    ports.push(PROXY_PORTS.inbound, PROXY_PORTS.outbound);
-    inbound.push({ host: "::", port: PROXY_PORTS.inbound });
+    ports.push(PROXY_PORTS.inbound, PROXY_PORTS.outbound, PROXY_PORTS.tunnel);
+    inbound.push(...TRANSPARENT_INBOUND);
     outbound.push(...TRANSPARENT_OUTBOUND);
   }
   const duplicate = ports.find((port, i) => ports.indexOf(port) !== i);

@@ -72,7 +72,8 @@ export function serveTunnel(
   listener: InboundListener,
   socket: tls.TLSSocket,
   peer: string,
-  connectionPort: number,
+  /** The app port the TLS connection was made to; undefined on the tunnel listener (streams name declared ports only). */
+  connectionPort: number | undefined,
   fields: Record<string, unknown>,
 ): void {
   const limits = ctx.config.workload.limits;
@@ -82,7 +83,7 @@ export function serveTunnel(
   widenSessionWindow(session);
   const untrack = ctx.connections.add({
     direction: "inbound",
-    port: connectionPort,
+    port: connectionPort ?? listener.port,
     // The session itself carries no app bytes; its streams are re-checked one by one.
     close: () => session.destroy(),
     drain: () => session.close(),
@@ -106,7 +107,7 @@ export function serveTunnel(
     if (port === undefined) return refuse(400, "bad_tunnel_request");
     // An explicit listener's clients may name the port they dialled; it means the listener's app port.
     if (listener.targetPort !== undefined && port === socket.localPort) port = listener.targetPort;
-    const declared = port === connectionPort || ctx.config.workload.inbound.ports.some((p) => p.port === port);
+    const declared = (connectionPort !== undefined && port === connectionPort) || ctx.config.workload.inbound.ports.some((p) => p.port === port);
     if (!declared || RESERVED_PORTS.includes(port)) return refuse(403, "tunnel_target_not_allowed", { port });
     if (ctx.connections.size >= limits.maxConnections) return refuse(503, "max_connections");
     const mode = modeFor(listener, ctx.config, port);

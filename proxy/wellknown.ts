@@ -12,6 +12,12 @@ export const PROXY_PORTS = {
   inbound: 15006,
   /** Admin: /healthz, /readyz, /metrics and the rewritten kubelet probes. Never redirected. */
   admin: 15021,
+  /**
+   * Tunnel: mTLS HTTP/2 CONNECT only, each stream naming the app port (Istio's HBONE port number).
+   * Meshed clients reach opaque ports here, so those ports need no protocol detection. Never
+   * redirected; a MeshedWorkload's Service exposes it as "mesh-tunnel" when it has opaque ports.
+   */
+  tunnel: 15008,
 } as const;
 
 export const RESERVED_PORTS: readonly number[] = Object.values(PROXY_PORTS);

@@ -53,7 +53,7 @@ describe("proxy/directory at scale", () => {
     const config = loadMeshConfig({ kind: "directory", path: dir });
     assert.equal(config.directory.services.length, 10_000);
     const match = lookupDestination(config.directory, "10.96.39.15", 8080);
-    assert.deepEqual(match, { service: "team-99/service-9999", spiffeId: "spiffe://cluster.local/ns/team-99/sa/service-9999", targetPort: 8080, mode: "strict" });
+    assert.deepEqual(match, { service: "team-99/service-9999", spiffeId: "spiffe://cluster.local/ns/team-99/sa/service-9999", targetPort: 8080, mode: "strict", opaque: false });
     assert.equal(lookupDestination(config.directory, "::ffff:10.96.39.15", 8080)?.service, "team-99/service-9999", "IPv4-mapped form too");
     assert.equal(lookupDestination(config.directory, "10.96.39.15", 9090), undefined);
     // The kubelet swaps the keys when the ConfigMap switches forms: the text comes back.

@@ -218,16 +218,33 @@ describe("proxy/settings loadSettings", function () {
     assert.equal(settings.transport, "h2");
   });
 
-  it("adds the transparent listeners (outbound on both loopbacks) and still catches a clash with them", function () {
+  it("adds the transparent listeners (outbound on both loopbacks, inbound and tunnel) and still catches a clash with them", function () {
     const dir = tmpDir();
     const file = path.join(dir, "proxy.json");
     const write = (doc: unknown) => fs.writeFileSync(file, JSON.stringify(doc));
     write({ version: 1, identity: "id", workload: workload(SERVER_ID), listeners: { transparent: true } });
     const settings = loadSettings(file);
-    assert.deepEqual(settings.inbound.map((l) => `${l.host}:${l.port}`), [":::15006"]);
+    assert.deepEqual(settings.inbound.map((l) => `${l.host}:${l.port}${l.tunnel ? " tunnel" : ""}`), [":::15006", ":::15008 tunnel"]);
     assert.deepEqual(settings.outbound.map((l) => `${l.host}:${l.port}`), ["127.0.0.1:15001", "::1:15001"]);
     write({ version: 1, identity: "id", workload: workload(SERVER_ID), listeners: { transparent: true, inbound: [{ port: 15006, targetPort: 1 }] } });
     assert.throws(() => loadSettings(file), /port 15006 is used twice/);
+    write({ version: 1, identity: "id", workload: workload(SERVER_ID), listeners: { transparent: true, tunnel: { port: 15008 } } });
+    assert.throws(() => loadSettings(file), /port 15008 is used twice/);
+  });
+
+  it("turns an explicit tunnel listener and an outbound route to one into settings", function () {
+    const dir = tmpDir();
+    const file = path.join(dir, "proxy.json");
+    fs.writeFileSync(file, JSON.stringify({
+      version: 1, identity: "id", workload: workload(SERVER_ID),
+      listeners: {
+        tunnel: { port: 7008, host: "127.0.0.1" },
+        outbound: [{ port: 7001, target: { host: "127.0.0.1", port: 7108 }, spiffeId: SERVER_ID, targetPort: 3306, tunnel: true }],
+      },
+    }));
+    const settings = loadSettings(file);
+    assert.deepEqual(settings.inbound, [{ host: "127.0.0.1", port: 7008, tunnel: true }]);
+    assert.deepEqual(settings.outbound[0].route, { host: "127.0.0.1", port: 7108, spiffeId: SERVER_ID, targetPort: 3306, tunnelPort: 7108 });
   });
 });
 
