@@ -20,6 +20,7 @@ import { RoundRun, summarize, checkTargets, WorkloadGroup } from "./summary";
 import { PROTOCOLS, PROTOCOL_LABELS, ProtocolName, RoundTripDurations } from "./roundtrip-kinds";
 import { missingBinaries, startProtocolServer, ProtocolServer } from "./protocols";
 import { measureRoundTrips } from "./protocol-round";
+import { warmUp } from "./roundtrips";
 import { runControlPlane, ControlPlaneResult, controlPlaneMissed, profileControlPlane, ControlPlaneProfile } from "./controlplane";
 import { profileOurs, ProfileSummary } from "./profile";
 import { writeReport, BenchResults } from "./report";
@@ -174,8 +175,15 @@ async function main(): Promise<void> {
       for (const [j, protocol] of protocols.entries()) {
         try {
           const dir = path.join(rawDir, topologyName, "servers");
-          servers.push(await startProtocolServer(protocol, { dir, port: serverPorts[j], serverAddr: topo.serverAddr, netns: topo.serverNs }));
-          progress(`${topologyName}: ${PROTOCOL_LABELS[protocol]} server listening on port ${serverPorts[j]}`);
+          const server = await startProtocolServer(protocol, { dir, port: serverPorts[j], serverAddr: topo.serverAddr, netns: topo.serverNs });
+          try {
+            await warmUp(protocol, { host: topo.serverAddr, port: serverPorts[j], netns: topo.clientNs });
+          } catch (err) {
+            await server.stop();
+            throw err;
+          }
+          servers.push(server);
+          progress(`${topologyName}: ${PROTOCOL_LABELS[protocol]} server listening on port ${serverPorts[j]} (warmed up)`);
         } catch (err) {
           progress(`${topologyName}: ${PROTOCOL_LABELS[protocol]} server did not start, skipping its rows: ${(err as Error).message}`);
         }

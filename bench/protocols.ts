@@ -1,8 +1,8 @@
 // The real servers behind the real-protocol workloads, started once per topology inside the
 // server namespace, each on its own port, listening on loopback (where server-side proxies reach
 // it) and on the server address (where "direct" reaches it), data under the run's raw dir:
-// Redis (no persistence), PostgreSQL 15 (fsync off, trust auth; initdb and `pgbench -i -s 1`
-// once) and MariaDB 10.11 (flush at commit off; a `bench.t` table for the INSERT workload).
+// Redis (no persistence), PostgreSQL 15 (fsync and autovacuum off, trust auth; initdb and
+// `pgbench -i -s 1` once) and MariaDB 10.11 (flush at commit off; a `bench.t` table for the INSERT workload).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -96,6 +96,8 @@ async function startPostgres(p: ServerPlan): Promise<ProtocolServer> {
   const proc = start("postgres", ...asPostgres(path.join(bin, "postgres"),
     "-D", data, "-p", String(p.port), "-k", sockets, "-c", `listen_addresses=${addresses(p.serverAddr).join(",")}`,
     "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+    // No background vacuum landing in one system's run: pgbench vacuums its tables before each run.
+    "-c", "autovacuum=off",
   ), { netns: p.netns, logFile: path.join(dir, "postgres.log") });
   await waitForPort(p.port, proc, p.netns, 30_000);
   await run("pgbench -i", "pgbench", ["-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p", String(p.port), "-U", "postgres", "postgres"], {
