@@ -68,6 +68,7 @@ export class AuthorizationPolicy extends pulumi.ComponentResource {
           rules: this.rules,
           openPorts: workload.portPlan.inboundPorts.filter((p) => admitsEveryone(p.mode)).map((p) => p.port),
           allOpen: admitsEveryone(workload.portPlan.defaultMode) && workload.portPlan.inboundPorts.every((p) => admitsEveryone(p.mode)),
+          opaquePorts: workload.portPlan.inboundPorts.filter((p) => p.opaque).map((p) => p.port),
         }),
       },
       { parent: this, dependsOn: ns ? [ns] : [] },

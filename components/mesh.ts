@@ -16,6 +16,7 @@ import { WorkloadIdentity } from "./workload-identity";
 import { resolveMode } from "./mode";
 import { MeshRegistry, RegistrySnapshot } from "./registry";
 import { renderAuthorizationRules } from "./policy";
+import { DEFAULT_OPAQUE_PORTS } from "./ports";
 import { renderDirectoryConfig, renderWorkloadConfig, serviceHostnames } from "./render";
 import { InjectOptions, meshVolumes, sidecarContainer } from "./inject";
 import { checkAcceptBreaking, meshReachability } from "./mesh-reachability";
@@ -23,11 +24,11 @@ import type { ReachabilityEdge } from "./reachability";
 import { UnmeshedClient, UnmeshedClientArgs } from "./unmeshed-client";
 import {
   MeshInputError,
-  checkAppPort,
   checkCidr,
   checkDns1123Label,
   checkMode,
   checkOneOf,
+  checkPortList,
   checkTransport,
   checkTrustDomain,
   componentLabel,
@@ -108,6 +109,12 @@ export interface MeshArgs {
   excludeOutboundCidrs?: string[];
   /** Inbound ports no sidecar intercepts. */
   excludeInboundPorts?: number[];
+  /**
+   * Pod ports that are opaque (no protocol detection; meshed clients come through the tunnel port
+   * 15008) unless a workload's port says otherwise with `opaque` or `appProtocol`. Default
+   * DEFAULT_OPAQUE_PORTS (Linkerd's list: 25, 587, 3306, 4444, 5432, 6379, 9300, 11211); [] for none.
+   */
+  opaquePorts?: number[];
   /** Kubernetes DNS domain for the directory's host names; default "cluster.local". */
   clusterDomain?: string;
   /** Namespaces that already exist and that the Mesh must not create; default ["default"]. */
@@ -143,7 +150,7 @@ export interface WorkloadConfigRequest {
   serviceAccount: string;
   spiffeId: string;
   defaultMode: Mode;
-  inboundPorts: { port: number; mode: Mode }[];
+  inboundPorts: { port: number; mode: Mode; opaque?: true }[];
   /** Resolved when the pod spec is known (MeshedWorkload: at once; meshTransform: when it runs). */
   probes: Promise<Probe[]>;
 }
@@ -183,6 +190,7 @@ export class Mesh extends pulumi.ComponentResource {
   readonly excludeOutboundPorts: number[];
   readonly excludeOutboundCidrs: string[];
   readonly excludeInboundPorts: number[];
+  readonly opaquePorts: readonly number[];
   readonly proxyResources?: MeshArgs["proxyResources"];
   readonly proxyTransport?: Transport;
   readonly initResources?: MeshArgs["initResources"];
@@ -228,8 +236,9 @@ export class Mesh extends pulumi.ComponentResource {
     if (args.proxyImage !== undefined && args.proxyBuild !== undefined) {
       throw new MeshInputError(label, "proxyImage", "and \"proxyBuild\" are both set", "set proxyImage to use a published image, or proxyBuild to build proxy/Dockerfile; not both");
     }
-    this.excludeOutboundPorts = (args.excludeOutboundPorts ?? []).map((p, i) => checkAppPort(label, `excludeOutboundPorts[${i}]`, p));
-    this.excludeInboundPorts = (args.excludeInboundPorts ?? []).map((p, i) => checkAppPort(label, `excludeInboundPorts[${i}]`, p));
+    this.excludeOutboundPorts = checkPortList(label, "excludeOutboundPorts", args.excludeOutboundPorts ?? []);
+    this.excludeInboundPorts = checkPortList(label, "excludeInboundPorts", args.excludeInboundPorts ?? []);
+    this.opaquePorts = checkPortList(label, "opaquePorts", args.opaquePorts ?? DEFAULT_OPAQUE_PORTS);
     this.excludeOutboundCidrs = (args.excludeOutboundCidrs ?? []).map((c, i) => checkCidr(label, `excludeOutboundCidrs[${i}]`, c));
     this.existingNamespaces = new Set((args.existingNamespaces ?? ["default"]).map((ns, i) => checkDns1123Label(label, `existingNamespaces[${i}]`, ns)));
     this.proxyResources = args.proxyResources;
@@ -397,7 +406,7 @@ export class Mesh extends pulumi.ComponentResource {
             spiffeId: w.spiffeId,
             addresses: ips[i] ?? [],
             hostnames: serviceHostnames(w.service!.name, w.namespace, this.clusterDomain),
-            ports: w.service!.ports.map((p) => ({ port: p.port, targetPort: p.targetPort, mode: p.mode })),
+            ports: w.service!.ports.map((p) => ({ port: p.port, targetPort: p.targetPort, mode: p.mode, ...(p.opaque ? { opaque: true } : {}) })),
           })),
         );
     });

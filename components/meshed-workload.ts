@@ -7,7 +7,7 @@ import { FILE_NAMES, LABELS, Mode } from "../proxy/wellknown";
 import type { Mesh } from "./mesh";
 import { WorkloadIdentity } from "./workload-identity";
 import { ContainerLike, InjectionError, PodSpecLike, injectSidecar, meshPodLabels, INIT_CONTAINER_NAME, SIDECAR_NAME } from "./inject";
-import { WorkloadPort, planPorts, PortPlan } from "./ports";
+import { WorkloadPort, planPorts, PortPlan, renderServicePorts } from "./ports";
 import { serviceAddresses, serviceHostnames } from "./render";
 import { MeshInputError, checkAppPort, checkDns1035Label, checkDns1123Label, checkOptionalMode, componentLabel } from "./validate";
 import { claimedName } from "./registry";
@@ -110,6 +110,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
       containerPorts,
       excludeInboundPorts: excludeInbound,
       modes: { mesh: mesh.defaultMode, namespace: mesh.namespaceModes[this.namespace], workload: workloadMode },
+      opaquePorts: mesh.opaquePorts,
     });
 
     const ns = mesh.namespaceResource(this.namespace);
@@ -163,12 +164,7 @@ export class MeshedWorkload extends pulumi.ComponentResource implements MeshWork
           spec: {
             type: "ClusterIP",
             selector: { [LABELS.workload]: name },
-            ports: this.portPlan.servicePorts.map((p) => ({
-              ...(p.name !== undefined ? { name: p.name } : {}),
-              port: p.port,
-              targetPort: p.targetPort,
-              protocol: "TCP",
-            })),
+            ports: renderServicePorts(this.portPlan),
           },
         },
         inNamespace,

@@ -51,6 +51,8 @@ export interface NetworkPolicyInput {
   openPorts?: number[];
   /** Every port of the workload is disabled or audit: the policy admits everyone (it only waits for a mode). */
   allOpen?: boolean;
+  /** Opaque pod ports: their meshed clients come through the tunnel port, so whoever may reach one may reach that too. */
+  opaquePorts?: number[];
 }
 
 /** The label Kubernetes puts on every namespace: NetworkPolicy peers select namespaces by name with it. */
@@ -61,22 +63,26 @@ export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
  * additive, exactly like the proxy's rules. Service accounts are matched through the label every
  * meshed pod carries (NetworkPolicy cannot select by service account). The proxy's admin port
  * stays open to everyone: it serves only health and metrics, and Prometheus must still scrape it.
+ * A peer admitted to an opaque port is admitted to the tunnel port too; the proxy still authorizes
+ * each tunnel stream for the port it names.
  */
 export function renderNetworkPolicySpec(input: NetworkPolicyInput): k8s.types.input.networking.v1.NetworkPolicySpec {
   const podSelector = { matchLabels: { [LABELS.workload]: input.workload } };
   // In "disabled" the mesh changes nothing on the wire, and "audit" admits everyone to see who
   // comes, so the NetworkPolicy must not refuse either: it enforces exactly where the proxy does.
   if (input.allOpen) return { podSelector, policyTypes: ["Ingress"], ingress: [{}] };
-  const open = uniqueSorted(input.openPorts ?? []);
+  const opaque = input.opaquePorts ?? [];
+  const withTunnel = (ports: number[]) => (ports.some((p) => opaque.includes(p)) ? uniqueSorted([...ports, PROXY_PORTS.tunnel]) : ports);
+  const open = withTunnel(uniqueSorted(input.openPorts ?? []));
   const openRule = open.length ? [{ ports: open.map((port) => ({ protocol: "TCP", port })) }] : [];
   return {
     podSelector,
     policyTypes: ["Ingress"],
-    ingress: [...input.rules.map(ruleIngress), ...openRule, { ports: [{ protocol: "TCP", port: PROXY_PORTS.admin }] }],
+    ingress: [...input.rules.map((rule) => ruleIngress(rule, withTunnel)), ...openRule, { ports: [{ protocol: "TCP", port: PROXY_PORTS.admin }] }],
   };
 }
 
-function ruleIngress(rule: ResolvedRule): k8s.types.input.networking.v1.NetworkPolicyIngressRule {
+function ruleIngress(rule: ResolvedRule, withTunnel: (ports: number[]) => number[]): k8s.types.input.networking.v1.NetworkPolicyIngressRule {
   const from = [
     ...[...rule.serviceAccounts]
       .sort((a, b) => `${a.namespace}/${a.serviceAccount}`.localeCompare(`${b.namespace}/${b.serviceAccount}`))
@@ -87,5 +93,5 @@ function ruleIngress(rule: ResolvedRule): k8s.types.input.networking.v1.NetworkP
     ...uniqueSorted(rule.namespaces).map((ns) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: ns } } })),
     ...[...rule.clients].sort((a, b) => a.key.localeCompare(b.key)).flatMap((c) => c.networkPolicyPeers),
   ];
-  return rule.ports ? { from, ports: uniqueSorted(rule.ports).map((port) => ({ protocol: "TCP", port })) } : { from };
+  return rule.ports ? { from, ports: withTunnel(uniqueSorted(rule.ports)).map((port) => ({ protocol: "TCP", port })) } : { from };
 }

@@ -17,6 +17,8 @@ export interface RegisteredServicePort {
   port: number;
   targetPort: number;
   mode: Mode;
+  /** Clients reach it through the pods' tunnel port. */
+  opaque?: boolean;
 }
 
 export interface RegisteredWorkload {

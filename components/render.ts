@@ -22,7 +22,7 @@ export interface WorkloadConfigParts {
   /** Mode of a redirected port with no port-level mode (workload > namespace > mesh). */
   defaultMode: Mode;
   /** Effective mode of every inbound (pod) port. */
-  inboundPorts: { port: number; mode: Mode }[];
+  inboundPorts: { port: number; mode: Mode; opaque?: true }[];
   /** null: no AuthorizationPolicy targets the workload (every authenticated peer allowed). */
   rules: AuthorizationRule[] | null;
   probes: Probe[];

@@ -14,7 +14,16 @@ import type { Mesh } from "./mesh";
 import type { MeshWorkloadRef } from "./meshed-workload";
 import { WorkloadIdentity } from "./workload-identity";
 import { InjectionError, PodSpecLike, containerPorts, injectSidecar, meshPodLabels } from "./inject";
-import { PortPlan, WorkloadPort, planPorts } from "./ports";
+import { PortPlan, PortPlanInput, WorkloadPort, planPorts } from "./ports";
+
+/**
+ * A transformed workload's Service is the program's own: the mesh cannot give it the tunnel port
+ * that meshed clients of an opaque port dial, so its ports are never opaque.
+ */
+const TRANSFORM_PORTS: Pick<PortPlanInput, "opaquePorts" | "noOpaque"> = {
+  opaquePorts: [],
+  noOpaque: "meshTransform cannot add the mesh-tunnel port (15008) to the program's own Service",
+};
 import { serviceAddresses } from "./render";
 import { checkDns1123Label, checkOptionalMode, componentLabel, MeshInputError } from "./validate";
 
@@ -88,7 +97,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     this.ports = w.ports ?? [];
     const modes = { mesh: mesh.defaultMode, namespace: mesh.namespaceModes[this.namespace], workload: this.mode };
     // Provisional plan (container ports unknown until the transform runs): enough for policies.
-    this.portPlan = planPorts({ label, field: "ports", ports: this.ports, containerPorts: [], excludeInboundPorts: mesh.excludeInboundPorts, modes });
+    this.portPlan = planPorts({ label, field: "ports", ports: this.ports, containerPorts: [], excludeInboundPorts: mesh.excludeInboundPorts, modes, ...TRANSFORM_PORTS });
     if (w.service) checkDns1123Label(label, "service.name", w.service.name);
 
     const ns = mesh.namespaceResource(this.namespace);
@@ -131,7 +140,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
     });
 
     this.configMapName = `${this.workloadName}-mesh-config`;
-    const plan = facts.then((f) => planPorts({ label, field: "ports", ports: this.ports, containerPorts: f.containerPorts, excludeInboundPorts: mesh.excludeInboundPorts, modes }));
+    const plan = facts.then((f) => planPorts({ label, field: "ports", ports: this.ports, containerPorts: f.containerPorts, excludeInboundPorts: mesh.excludeInboundPorts, modes, ...TRANSFORM_PORTS }));
     this.workloadConfig = pulumi.all([plan, facts]).apply(([p, f]) =>
       mesh.workloadConfig({
         key: `${this.namespace}/${this.workloadName}`,
@@ -163,7 +172,7 @@ export class TransformedWorkload extends pulumi.ComponentResource implements Mes
       throw new MeshInputError(label, "serviceAccount", `is ${JSON.stringify(this.serviceAccountName)}, but the Deployment runs as ${JSON.stringify(podSpec.serviceAccountName)}`, "list the Deployment's service account, or drop serviceAccountName from it");
     }
     const ports = containerPorts(podSpec);
-    const plan = planPorts({ label, field: "ports", ports: this.ports, containerPorts: ports, excludeInboundPorts: this.mesh.excludeInboundPorts, modes: { mesh: this.mesh.defaultMode, namespace: this.mesh.namespaceModes[this.namespace], workload: this.mode } });
+    const plan = planPorts({ label, field: "ports", ports: this.ports, containerPorts: ports, excludeInboundPorts: this.mesh.excludeInboundPorts, modes: { mesh: this.mesh.defaultMode, namespace: this.mesh.namespaceModes[this.namespace], workload: this.mode }, ...TRANSFORM_PORTS });
     const inject = () => injectSidecar(podSpec, {
       ...this.mesh.injectDefaults(),
       inboundPorts: plan.redirectPorts,

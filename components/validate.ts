@@ -107,6 +107,15 @@ export function checkAppPort(component: string, field: string, value: unknown): 
   return value;
 }
 
+/** A list of app ports: an array, each a port the proxy does not own, none twice. */
+export function checkPortList(component: string, field: string, value: unknown): number[] {
+  if (!Array.isArray(value)) throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a list of ports`, "give an array such as [3306, 5432], or [] for none");
+  const ports = value.map((p, i) => checkAppPort(component, `${field}[${i}]`, p));
+  const repeated = ports.find((p, i) => ports.indexOf(p) !== i);
+  if (repeated !== undefined) throw new MeshInputError(component, field, `lists port ${repeated} twice`, "list each port once");
+  return ports;
+}
+
 export function checkPositiveHours(component: string, field: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
     throw new MeshInputError(component, field, `is ${JSON.stringify(value)}, not a positive whole number of hours`, "use an integer >= 1");

@@ -376,6 +376,19 @@ describe("components/behaviour mesh options", () => {
     assert.equal(directoryJson(resources, "data").services[0].ports[0].mode, "permissive");
   });
 
+  it("makes a PostgreSQL port opaque by default: tunnel port on the Service, opaque in workload.json and the directory, the tunnel admitted where the port is", async () => {
+    const { resources } = await renderChecked(() => {
+      const m = new mesh.Mesh("mesh", { now: NOW });
+      const db = new mesh.MeshedWorkload("db", { mesh: m, namespace: "data", containers: [{ name: "db", image: "x:1", ports: [{ containerPort: 5432 }, { containerPort: 9187 }] }], ports: [{ name: "pg", port: 5432 }, { name: "metrics", port: 9187 }] });
+      new mesh.AuthorizationPolicy("db-allow", { mesh: m, namespace: "data", workload: db, rules: [{ from: { serviceAccounts: ["shop/api"] }, ports: [5432] }, { from: { namespaces: ["monitoring"] }, ports: [9187] }] });
+    });
+    assert.deepEqual(object(resources, "Service", "db", "data").inputs.spec.ports.map((p: any) => `${p.name}:${p.port}->${p.targetPort}`), ["pg:5432->5432", "metrics:9187->9187", "mesh-tunnel:15008->15008"]);
+    assert.deepEqual(workloadJson(resources, "db-mesh-config", "data").inbound.ports, [{ port: 5432, mode: "permissive", opaque: true }, { port: 9187, mode: "permissive" }]);
+    assert.deepEqual(directoryJson(resources, "data").services[0].ports, [{ port: 5432, targetPort: 5432, mode: "permissive", opaque: true }, { port: 9187, targetPort: 9187, mode: "permissive" }]);
+    const ingress = object(resources, "NetworkPolicy", "db-allow", "data").inputs.spec.ingress;
+    assert.deepEqual(ingress.map((i: any) => i.ports?.map((p: any) => p.port)), [[5432, 15008], [9187], [15021]]);
+  });
+
   it("joins another program's mesh: existing CA, no second node proxy, the other program's services in the directory", async () => {
     const { resources, result } = await renderChecked(() => {
       const platformCa = new mesh.CertificateAuthority("platform-ca", { now: NOW });

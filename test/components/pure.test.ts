@@ -4,7 +4,7 @@ import { MODES, Mode, PROXY_UID } from "../../proxy/wellknown";
 import { parseDirectoryConfig, parseWorkloadConfig } from "../../proxy/config";
 import { resolveMode } from "../../components/mode";
 import { injectSidecar, initArgs, InjectOptions, PodSpecLike, InjectionError } from "../../components/inject";
-import { planPorts } from "../../components/ports";
+import { DEFAULT_OPAQUE_PORTS, planPorts, PortPlanInput, renderServicePorts, WorkloadPort } from "../../components/ports";
 import { renderAuthorizationRules, renderNetworkPolicySpec } from "../../components/policy";
 import { renderDirectoryConfig, renderWorkloadConfig } from "../../components/render";
 import { DEFAULTS, LEAF_ALLOWED_USES, nextRenewalAt, renewalGeneration, trustBundle } from "../../components/identity";
@@ -158,12 +158,12 @@ describe("components/ports planPorts", () => {
   const modes = { mesh: "strict" as Mode, namespace: "permissive" as Mode };
   it("maps Service ports to pod ports with the effective mode of each", () => {
     const plan = planPorts({
-      label: "T", field: "ports", containerPorts: [8080, 9090, 9100], excludeInboundPorts: [9100], modes,
+      label: "T", field: "ports", containerPorts: [8080, 9090, 9100], excludeInboundPorts: [9100], modes, opaquePorts: DEFAULT_OPAQUE_PORTS,
       ports: [{ name: "http", port: 80, targetPort: 8080 }, { name: "grpc", port: 9090, mode: "strict" }],
     });
     assert.deepEqual(plan.servicePorts, [
-      { name: "http", port: 80, targetPort: 8080, mode: "permissive" },
-      { name: "grpc", port: 9090, targetPort: 9090, mode: "strict" },
+      { name: "http", port: 80, targetPort: 8080, mode: "permissive", opaque: false },
+      { name: "grpc", port: 9090, targetPort: 9090, mode: "strict", opaque: false },
     ]);
     assert.deepEqual(plan.redirectPorts, [8080, 9090]);
     assert.deepEqual(plan.inboundPorts, [{ port: 8080, mode: "permissive" }, { port: 9090, mode: "strict" }]);
@@ -172,7 +172,7 @@ describe("components/ports planPorts", () => {
 
   const refuses = (ports: any[], field: RegExp, containerPorts = [8080]) =>
     assert.throws(
-      () => planPorts({ label: 'MeshedWorkload "api"', field: "ports", ports, containerPorts, excludeInboundPorts: [], modes }),
+      () => planPorts({ label: 'MeshedWorkload "api"', field: "ports", ports, containerPorts, excludeInboundPorts: [], modes, opaquePorts: DEFAULT_OPAQUE_PORTS }),
       (e: Error) => e instanceof MeshInputError && /^MeshedWorkload "api": field "/.test(e.message) && field.test(e.message) && /Fix: /.test(e.message),
     );
   it("refuses proxy ports, unknown modes, unnamed multi-ports, duplicates, conflicting modes and stray targets", () => {
@@ -185,6 +185,43 @@ describe("components/ports planPorts", () => {
     refuses([{ name: "a", port: 80, targetPort: 8080 }, { name: "b", port: 81, targetPort: 8080, mode: "disabled" }], /ports\[1\]\.mode/);
     refuses([{ port: 8081 }], /ports\[0\]\.targetPort.*8081.*no container/);
     refuses([{ port: 0 }], /ports\[0\]\.port.*not a port number/);
+    refuses([{ port: 15008 }], /ports\[0\]\.port.*15008.*proxy owns/);
+    refuses([{ name: "mesh-tunnel", port: 8080 }], /ports\[0\]\.name.*mesh-tunnel/);
+    refuses([{ port: 8080, appProtocol: "my protocol" }], /ports\[0\]\.appProtocol.*not an application protocol/);
+    refuses([{ port: 8080, opaque: "yes" }], /ports\[0\]\.opaque.*not true or false/);
+    refuses([{ name: "a", port: 3306 }, { name: "b", port: 3307, targetPort: 3306, opaque: false }], /ports\[1\]\.opaque.*opposite/, [3306]);
+  });
+
+  describe("opaque ports", () => {
+    const plan = (ports: WorkloadPort[], containerPorts: number[], extra: Partial<PortPlanInput> = {}) =>
+      planPorts({ label: "T", field: "ports", ports, containerPorts, excludeInboundPorts: [], modes, opaquePorts: DEFAULT_OPAQUE_PORTS, ...extra });
+    it("come from the Mesh's list (Linkerd's defaults), from appProtocol, or from the port's own flag, which wins", () => {
+      const p = plan([
+        { name: "mysql", port: 3306 },
+        { name: "pg", port: 15432, targetPort: 5432, appProtocol: "postgresql" },
+        { name: "smtp", port: 2525, appProtocol: "smtp" },
+        { name: "web", port: 8080, appProtocol: "http" },
+        { name: "redis", port: 6379, opaque: false },
+        { name: "custom", port: 7000, opaque: true },
+      ], [3306, 5432, 2525, 8080, 6379, 7000, 11211]);
+      assert.deepEqual(p.servicePorts.map((s) => `${s.name}:${s.opaque}`), ["mysql:true", "pg:true", "smtp:true", "web:false", "redis:false", "custom:true"]);
+      // workload.json: the container-only 11211 is opaque by the list; 6379 was declared not opaque.
+      assert.deepEqual(p.inboundPorts.filter((i) => i.opaque).map((i) => i.port), [2525, 3306, 5432, 7000, 11211]);
+      assert.deepEqual(plan([{ port: 3306 }], [3306], { opaquePorts: [] }).servicePorts[0].opaque, false, "an empty list turns the defaults off");
+    });
+    it("give the Service a mesh-tunnel port 15008, naming an unnamed port as Kubernetes then requires", () => {
+      assert.deepEqual(renderServicePorts(plan([{ port: 5432, appProtocol: "postgresql" }], [5432])), [
+        { name: "port-5432", port: 5432, targetPort: 5432, protocol: "TCP", appProtocol: "postgresql" },
+        { name: "mesh-tunnel", port: 15008, targetPort: 15008, protocol: "TCP" },
+      ]);
+      assert.deepEqual(renderServicePorts(plan([{ port: 8080 }], [8080])), [{ port: 8080, targetPort: 8080, protocol: "TCP" }], "no opaque port, no tunnel port");
+    });
+    it("are refused, with a reason, where the mesh cannot add the tunnel port (meshTransform); the defaults just do not apply there", () => {
+      const noOpaque = "meshTransform cannot add the mesh-tunnel port (15008) to the program's own Service";
+      assert.equal(plan([{ port: 5432 }], [5432], { noOpaque }).servicePorts[0].opaque, false);
+      assert.deepEqual(plan([{ port: 5432 }], [5432], { noOpaque }).inboundPorts, [{ port: 5432, mode: "permissive" }]);
+      assert.throws(() => plan([{ port: 5432, opaque: true }], [5432], { noOpaque }), /ports\[0\]\.opaque.*meshTransform cannot add/);
+    });
   });
 });
 
@@ -217,6 +254,12 @@ describe("components/policy rendering", () => {
         { ports: [{ protocol: "TCP", port: 15021 }] }, // the admin port: health and metrics for everyone
       ],
     });
+  });
+
+  it("admits a rule's peers to the tunnel port too when one of its ports is opaque, and only then", () => {
+    const spec = renderNetworkPolicySpec({ workload: "db", rules: [{ ...rules[0], ports: [3306] }, { ...rules[0], ports: [8080] }], openPorts: [5432], opaquePorts: [3306, 5432] });
+    const ingress = spec.ingress as Array<{ ports?: Array<{ port: number }> }>;
+    assert.deepEqual(ingress.map((i) => i.ports?.map((p) => p.port)), [[3306, 15008], [8080], [5432, 15008], [15021]]);
   });
 });
 
