@@ -72,7 +72,7 @@ export function registerInitCommand(program: Command): void {
 function summary(options: RedirectOptions, ipv6: Ipv6Status): string {
   const inbound =
     options.inboundPorts === "*"
-      ? `all inbound TCP except ${[options.inboundListener, options.outboundListener, options.adminPort, ...options.excludeInboundPorts].join(",")}`
+      ? `all inbound TCP except ${[options.inboundListener, options.outboundListener, options.adminPort, options.tunnelPort, ...options.excludeInboundPorts].join(",")}`
       : options.inboundPorts.length > 0
         ? `inbound TCP to ${options.inboundPorts.join(",")}`
         : "no inbound ports";

@@ -13,6 +13,8 @@ export interface RedirectOptions {
   outboundListener: number;
   /** Never redirected in either direction: the kubelet probes it and it is not the app's. */
   adminPort: number;
+  /** Never redirected inbound: meshed clients of opaque ports connect to the proxy on it directly. */
+  tunnelPort: number;
   excludeOutboundPorts: number[];
   /** Normalised "a.b.c.d/n" (IPv4) and "x::/n" (IPv6) blocks reached directly, not through the proxy. */
   excludeOutboundCidrs: string[];
@@ -51,6 +53,7 @@ export function parseInitFlags(raw: RawInitFlags): RedirectOptions {
   const inboundListener = parsePort("--inbound-listener", raw.inboundListener, PROXY_PORTS.inbound);
   const outboundListener = parsePort("--outbound-listener", raw.outboundListener, PROXY_PORTS.outbound);
   const adminPort = PROXY_PORTS.admin;
+  const tunnelPort = PROXY_PORTS.tunnel;
   if (inboundListener === outboundListener) {
     throw new RedirectInputError("--outbound-listener", `${outboundListener} is also the inbound listener; they must differ`);
   }
@@ -59,8 +62,9 @@ export function parseInitFlags(raw: RawInitFlags): RedirectOptions {
     ["--outbound-listener", outboundListener],
   ] as const) {
     if (port === adminPort) throw new RedirectInputError(flag, `${port} is the proxy's admin port`);
+    if (port === tunnelPort) throw new RedirectInputError(flag, `${port} is the proxy's tunnel port`);
   }
-  const proxyPorts = new Set([inboundListener, outboundListener, adminPort]);
+  const proxyPorts = new Set([inboundListener, outboundListener, adminPort, tunnelPort]);
 
   const excludeInboundPorts = parsePortList("--exclude-inbound-ports", raw.excludeInboundPorts);
   let inboundPorts: number[] | "*";
@@ -83,6 +87,7 @@ export function parseInitFlags(raw: RawInitFlags): RedirectOptions {
     inboundListener,
     outboundListener,
     adminPort,
+    tunnelPort,
     excludeOutboundPorts: parsePortList("--exclude-outbound-ports", raw.excludeOutboundPorts),
     // IPv6 blocks only matter where IPv6 is redirected; on an IPv4-only pod they match nothing.
     excludeOutboundCidrs: parseCidrList("--exclude-outbound-cidrs", raw.excludeOutboundCidrs),

@@ -35,8 +35,9 @@ export function renderRules(options: RedirectOptions, family: IpFamily = "ipv4")
   // Inbound: connections arriving from outside the pod for the app's ports.
   if (options.inboundPorts === "*") {
     // The proxy's own ports come first so that no later rule can capture them: redirecting the
-    // listeners would loop, redirecting the admin port would hide the probes from the kubelet.
-    const skipped = [...new Set([options.inboundListener, options.outboundListener, options.adminPort, ...options.excludeInboundPorts])];
+    // listeners would loop, redirecting the admin port would hide the probes from the kubelet,
+    // redirecting the tunnel port would hand meshed clients of opaque ports to the wrong listener.
+    const skipped = [...new Set([options.inboundListener, options.outboundListener, options.adminPort, options.tunnelPort, ...options.excludeInboundPorts])];
     for (const port of skipped) rules.push(nat("-A", CHAINS.inbound, "-p", "tcp", "--dport", String(port), "-j", "RETURN"));
     rules.push(nat("-A", CHAINS.inbound, "-p", "tcp", "-j", CHAINS.inboundRedirect));
   } else {

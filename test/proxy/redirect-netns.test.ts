@@ -245,7 +245,7 @@ describe("proxy/redirect mesh-proxy init in network namespaces (real iptables)",
     const before = await natTable(SRV);
     const result = await init(SRV, ["--inbound-ports", "8080,15006"]);
     assert.strictEqual(result.code, 2);
-    assert.strictEqual(result.stderr, "mesh-proxy init: --inbound-ports: 15006 is one of the proxy's own ports (15006, 15001, 15021)\n");
+    assert.strictEqual(result.stderr, "mesh-proxy init: --inbound-ports: 15006 is one of the proxy's own ports (15006, 15001, 15021, 15008)\n");
     assert.strictEqual(await natTable(SRV), before);
   });
 });

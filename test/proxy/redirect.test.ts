@@ -32,7 +32,7 @@ function lines(rules: string[][]): string[] {
 }
 
 describe("proxy/redirect flags", () => {
-  it("defaults to the pod contract: uid 1337, listeners 15006/15001, admin 15021, no ports", () => {
+  it("defaults to the pod contract: uid 1337, listeners 15006/15001, admin 15021, tunnel 15008, no ports", () => {
     const parsed = options({});
     assert.deepStrictEqual(parsed, {
       inboundPorts: [],
@@ -41,6 +41,7 @@ describe("proxy/redirect flags", () => {
       inboundListener: PROXY_PORTS.inbound,
       outboundListener: PROXY_PORTS.outbound,
       adminPort: PROXY_PORTS.admin,
+      tunnelPort: PROXY_PORTS.tunnel,
       excludeOutboundPorts: [],
       excludeOutboundCidrs: [],
       ipv6: "auto",
@@ -76,6 +77,8 @@ describe("proxy/redirect flags", () => {
     ["a moved listener as an app port", { inboundPorts: "16000", inboundListener: "16000" }, /^--inbound-ports: 16000 is one of/],
     ["equal listeners", { inboundListener: "15001" }, /^--outbound-listener: 15001 is also the inbound listener/],
     ["a listener on the admin port", { outboundListener: "15021" }, /^--outbound-listener: 15021 is the proxy's admin port/],
+    ["the tunnel port as an app port", { inboundPorts: "15008" }, /^--inbound-ports: 15008 is one of the proxy's own ports/],
+    ["a listener on the tunnel port", { inboundListener: "15008" }, /^--inbound-listener: 15008 is the proxy's tunnel port/],
     ["a UID that is not a number", { proxyUid: "istio" }, /^--proxy-uid: "istio" is not a numeric UID/],
     ["a negative UID", { proxyUid: "-1" }, /^--proxy-uid: "-1" is not a numeric UID/],
     ["root as the proxy UID", { proxyUid: "0" }, /^--proxy-uid: 0 \(root\) cannot be/],
@@ -134,6 +137,7 @@ describe("proxy/redirect renderRules", () => {
       "-t nat -A MESH_INBOUND -p tcp --dport 15006 -j RETURN",
       "-t nat -A MESH_INBOUND -p tcp --dport 15001 -j RETURN",
       "-t nat -A MESH_INBOUND -p tcp --dport 15021 -j RETURN",
+      "-t nat -A MESH_INBOUND -p tcp --dport 15008 -j RETURN",
       "-t nat -A MESH_INBOUND -p tcp --dport 22 -j RETURN",
       "-t nat -A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT",
     ]);
@@ -142,7 +146,7 @@ describe("proxy/redirect renderRules", () => {
   it("never redirects the proxy's own ports inbound, whatever the flags", () => {
     for (const raw of [{ inboundPorts: "*" }, { inboundPorts: "1,80,8080,65535" }, { inboundPorts: "*", inboundListener: "16006", outboundListener: "16001" }]) {
       const parsed = options(raw);
-      const own = [parsed.inboundListener, parsed.outboundListener, parsed.adminPort].map(String);
+      const own = [parsed.inboundListener, parsed.outboundListener, parsed.adminPort, parsed.tunnelPort].map(String);
       const inbound = renderRules(parsed).filter((argv) => argv[2] === "-A" && argv[3] === CHAINS.inbound);
       for (const argv of inbound) {
         const port = argv[argv.indexOf("--dport") + 1];
