@@ -12,7 +12,7 @@ import { freePorts, killAllNow, lastLines, stop, stopAll } from "./processes";
 import { createTopology, deleteAllNamespaces, isRoot, Topology, TopologyName } from "./topology";
 import { writePki, BenchPki } from "./pki";
 import { startBackend } from "./backend";
-import { startSystem, ALL_SYSTEMS, DEFAULT_SYSTEMS, SystemName, LABELS, isOurs, primaryOurs, oursVariant, roundOrder } from "./systems";
+import { startSystem, ALL_SYSTEMS, DEFAULT_SYSTEMS, SystemName, LABELS, isOurs, isPlaintextClient, primaryOurs, oursVariant, roundOrder } from "./systems";
 import { oursAvailable, OursOptions, OursPlan } from "./ours";
 import { measure, Durations } from "./workloads";
 import { probeTls } from "./tlsprobe";
@@ -144,6 +144,11 @@ async function main(): Promise<void> {
     }
   }
   if (!groups.includes("http") && !protocols.length) throw new UsageError("--workloads protocols: none of the protocol servers is installed (see above)");
+  // The server-first setup time in permissive mode is a target: measured whenever the protocol rows are.
+  if (!o.systems && protocols.length && systems.some(isOurs)) systems = [...systems, "ours-permissive", "ours-permissive-sniffed"];
+  if (!protocols.length && systems.some(isPlaintextClient)) {
+    throw new UsageError(`--systems ${systems.filter(isPlaintextClient).join(",")}: measured on the real-protocol rows only (--workloads protocols)`);
+  }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const outDir = path.resolve(o.out);
@@ -196,7 +201,7 @@ async function main(): Promise<void> {
           const base = { pki, dir: path.join(rawDir, topologyName), clientNs: topo.clientNs, serverNs: topo.serverNs, clientAddr: topo.clientAddr, serverAddr: topo.serverAddr };
           const run: RoundRun = { round, topology: topologyName, system };
           runs.push(run);
-          if (http) await measureHttp(run, system, { ...base, clientPort: mine[0], serverPort: mine[1], backendPort, adminPorts: [mine[2], mine[3]] }, tag);
+          if (http && !isPlaintextClient(system)) await measureHttp(run, system, { ...base, clientPort: mine[0], serverPort: mine[1], backendPort, adminPorts: [mine[2], mine[3]] }, tag);
           if (servers.length) {
             const { m, tls } = await measureRoundTrips({
               system, servers, plan: base, ports: mine.slice(4), ours, d: preset.roundTrips, round, probe: !run.tls, progress: (l) => progress(`${tag}: ${l}`),
@@ -244,7 +249,7 @@ async function main(): Promise<void> {
   );
   const oursMain = primaryOurs(systems);
   const targets = oursMain && systems.includes("haproxy")
-    ? Object.fromEntries(topologies.map((t) => [t, checkTargets(summaries[t][oursMain], summaries[t].haproxy, protocols.length ? groups : groups.filter((g) => g !== "protocols"))]))
+    ? Object.fromEntries(topologies.map((t) => [t, checkTargets(summaries[t][oursMain], summaries[t].haproxy, protocols.length ? groups : groups.filter((g) => g !== "protocols"), summaries[t]["ours-permissive"])]))
     : {};
 
   let profile: ProfileSummary | undefined;

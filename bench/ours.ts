@@ -4,7 +4,7 @@
 // port forwarded to the backend on loopback.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { start } from "./processes";
+import { start, Started } from "./processes";
 import { PairPlan, Pair } from "./peers";
 import { NAMESPACE, TRUST_DOMAIN, LeafFiles } from "./pki";
 
@@ -91,6 +91,35 @@ export function oursConfigs(plan: OursPlan, o: OursOptions): Record<"client" | "
       ...transport,
     },
   };
+}
+
+/**
+ * Only our server side, in permissive mode, for a plaintext client dialling it directly: what a
+ * client that is not in the mesh yet meets during a migration. `opaque` turns protocol detection
+ * off on the app port (a server-first client such as MariaDB's then never waits the sniff window).
+ */
+export function permissiveServerConfig(plan: OursPlan, opaque: boolean): object {
+  const { pki } = plan;
+  const base = workload(pki.server, "server");
+  return {
+    version: 1,
+    identity: identityDir(plan, "server", pki.server),
+    workload: { ...base, inbound: { defaultMode: "permissive", ports: [{ port: plan.backendPort, mode: "permissive", ...(opaque ? { opaque: true } : {}) }] } },
+    listeners: {
+      inbound: [{ host: plan.serverAddr, port: plan.serverPort, targetPort: plan.backendPort, mode: "permissive" }],
+    },
+    admin: { host: "127.0.0.1", port: plan.adminPorts[1] },
+  };
+}
+
+export function startOursPermissive(plan: OursPlan, o: OursOptions, opaque: boolean): Started {
+  fs.mkdirSync(plan.dir, { recursive: true });
+  const file = path.join(plan.dir, "proxy-server.json");
+  fs.writeFileSync(file, JSON.stringify(permissiveServerConfig(plan, opaque), null, 2) + "\n");
+  return start("mesh-proxy server", o.node, [...o.nodeFlags, o.cli ?? PROXY_CLI, "run", "--config", file], {
+    netns: plan.serverNs,
+    logFile: path.join(plan.dir, "proxy-server.log"),
+  });
 }
 
 export function startOurs(plan: OursPlan, o: OursOptions): Pair {

@@ -3,7 +3,7 @@
 // load), then that protocol's workloads, then the pair stops. A failure costs only its protocol.
 import * as path from "node:path";
 import { lastLines } from "./processes";
-import { startSystem, SystemName, RunningSystem } from "./systems";
+import { startSystem, isPlaintextClient, SystemName, RunningSystem } from "./systems";
 import { OursOptions, OursPlan } from "./ours";
 import { ProtocolServer } from "./protocols";
 import { RoundTripDurations, RoundTripMeasurements } from "./roundtrip-kinds";
@@ -45,7 +45,7 @@ export async function measureRoundTrips(r: ProtocolRound): Promise<{ m: RoundTri
         m.workloads[id] = result;
         r.progress(`${id} ${Math.round(result.opsPerSecond)}/s`);
       }
-      if (r.probe && !tls && r.system !== "direct") tls = await probeTls(r.plan.pki, r.plan.serverAddr, plan.serverPort, r.plan.clientNs);
+      if (r.probe && !tls && r.system !== "direct" && !isPlaintextClient(r.system)) tls = await probeTls(r.plan.pki, r.plan.serverAddr, plan.serverPort, r.plan.clientNs);
     } catch (err) {
       let error = `${server.protocol}: ${(err as Error).message}`;
       for (const p of sys?.proxies ?? []) {

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RoundRun, SystemSummary, TargetCheck, Stat, PERCENTILES, WorkloadGroup } from "./summary";
 import { ProtocolName, RoundTripDurations } from "./roundtrip-kinds";
-import { SystemName, LABELS, primaryOurs } from "./systems";
+import { SystemName, LABELS, isPlaintextClient, primaryOurs } from "./systems";
 import { TopologyName } from "./topology";
 import { Durations } from "./workloads";
 import { ControlPlaneResult, ControlPlaneProfile } from "./controlplane";
@@ -98,7 +98,7 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     const sums = r.summaries[t];
     out.push(...renderRoundTrips(t, sums, m.systems, m.roundTripDurations));
     if (m.workloads && !m.workloads.includes("http")) continue;
-    const systems = m.systems.filter((s) => sums[s]);
+    const systems = m.systems.filter((s) => sums[s] && !isPlaintextClient(s));
     const rates = m.durations.rates;
     const mine = primaryOurs(m.systems);
     out.push(`## Results, ${t}`, ``);
@@ -208,10 +208,10 @@ export function renderSvg(r: BenchResults): string {
     { label: "INSERT/s", get: (s) => s.roundTrips?.throughput["mariadb-insert"] },
   ];
   const metrics = all.filter((mt) => r.meta.topologies.some((t) => r.summaries[t]?.haproxy && mt.get(r.summaries[t].haproxy)));
-  const systems = r.meta.systems.filter((s) => s !== "direct" && s !== "haproxy");
+  const systems = r.meta.systems.filter((s) => s !== "direct" && s !== "haproxy" && !isPlaintextClient(s));
   const colors: Record<string, string> = {
     ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", "ours-alt-node": "#7a4fb9", "ours-base": "#9aa9b8",
-    nginx: "#3a9a4a", stunnel: "#c0782b", socat: "#b94f7a", "node-relay": "#555555",
+    nginx: "#3a9a4a", stunnel: "#c0782b", socat: "#b94f7a", "node-relay": "#555555", "ours-permissive": "#a8c8e0", "ours-permissive-sniffed": "#d0d8e0",
   };
   const W = 860, panelH = 260, top = 40, left = 50, groupW = (W - left - 20) / metrics.length;
   const panels = r.meta.topologies.filter((t) => r.summaries[t]?.haproxy);

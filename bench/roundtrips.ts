@@ -53,32 +53,27 @@ export async function pgbench(t: Target, script: "select" | "tpcb", seconds: num
   return r;
 }
 
-/** N autocommit single-row INSERTs, one statement per line, each its own round trip; timed
- * between two marker SELECTs printed unbuffered, so the client's start-up and login are left out
- * (the setup time measures those). */
+/** N autocommit single-row INSERTs, one statement per line, each its own round trip (the client
+ * sends a statement only after the previous result); timed between two marker SELECTs that return
+ * the server's clock in microseconds, so neither the client's start-up and login (the setup time
+ * measures those) nor when this process happens to read the client's output counts. */
 export async function mariadbInserts(t: Target, n: number, tag: string): Promise<RoundTripResult> {
   const p = start("mariadb client", "mariadb", [
     "--no-defaults", "--host", t.host, "--port", String(t.port), "-u", "bench", "--unbuffered", "--batch", "--skip-column-names", "bench",
   ], { netns: t.netns });
-  const lines = ["SELECT 'bench-go';"];
+  const lines = ["SELECT 'bench-go', UNIX_TIMESTAMP(NOW(6));"];
   for (let i = 0; i < n; i++) lines.push(`INSERT INTO t (v) VALUES ('${tag}-${i}');`);
-  lines.push("SELECT 'bench-end';", "");
+  lines.push("SELECT 'bench-end', UNIX_TIMESTAMP(NOW(6));", "");
   let out = "";
-  let t0: bigint | undefined;
-  let t1: bigint | undefined;
-  p.child.stdout!.on("data", (c: Buffer) => {
-    const now = process.hrtime.bigint();
-    out += c.toString();
-    if (t0 === undefined && out.includes("bench-go")) t0 = now;
-    if (t1 === undefined && out.includes("bench-end")) t1 = now;
-  });
+  p.child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
   p.child.stdin!.on("error", () => undefined); // a client that died is reported below
   p.child.stdin!.end(lines.join("\n"));
   const timer = setTimeout(() => void stop(p), 300_000);
   const code = await p.exited;
   clearTimeout(timer);
-  if (code !== 0 || t0 === undefined || t1 === undefined) throw new Error(`mariadb client failed (${code}): ${lastLines(p)}`);
-  const seconds = Number(t1 - t0) / 1e9;
+  const clock = (marker: string) => Number(new RegExp(`^${marker}\\t([\\d.]+)$`, "m").exec(out)?.[1]);
+  const seconds = clock("bench-end") - clock("bench-go");
+  if (code !== 0 || !(seconds > 0)) throw new Error(`mariadb client failed (${code}): ${lastLines(p)} ${out.slice(-200)}`);
   return { opsPerSecond: n / seconds, ops: n, seconds };
 }
 

@@ -3,7 +3,7 @@
 import { SystemName } from "./systems";
 import { SystemMeasurements } from "./workloads";
 import { TopologyName } from "./topology";
-import { PROTOCOLS, ProtocolName, ROUND_TRIPS, RoundTripId, RoundTripMeasurements, roundTripKind } from "./roundtrip-kinds";
+import { PROTOCOLS, PROTOCOL_LABELS, ProtocolName, ROUND_TRIPS, RoundTripId, RoundTripMeasurements, roundTripKind } from "./roundtrip-kinds";
 
 export interface RoundRun {
   round: number;
@@ -232,7 +232,16 @@ function addedAtMost(target: string, unit: string, digits: number, ours?: Stat, 
 
 export type WorkloadGroup = "http" | "protocols";
 
-export function checkTargets(ours: SystemSummary, haproxy: SystemSummary, groups: WorkloadGroup[] = ["http", "protocols"]): TargetCheck[] {
+/** Connection setup a plaintext client of a server-first protocol may lose to our permissive, opaque port. */
+export const PERMISSIVE_SETUP_LIMIT_MS = 1;
+
+export function checkTargets(
+  ours: SystemSummary,
+  haproxy: SystemSummary,
+  groups: WorkloadGroup[] = ["http", "protocols"],
+  /** Our server side alone, permissive, opaque port, plaintext client (the "ours-permissive" system). */
+  permissive?: SystemSummary,
+): TargetCheck[] {
   const checks: TargetCheck[] = [];
   if (groups.includes("http")) {
     const p99 = (s: SystemSummary) => s.addedMs[1000]?.p99;
@@ -255,6 +264,8 @@ export function checkTargets(ours: SystemSummary, haproxy: SystemSummary, groups
       atLeastTimes("pgbench TPC-B-like tx/s ≥ 1.0× HAProxy", "tx/s", 1.0, ...tp("pgbench-tpcb")),
       ...ROUND_TRIPS.filter((k) => k.addedPerRoundTrip).map((k) =>
         addedAtMost(`added round-trip time ≤ 1.0× HAProxy's: ${roundTripKind(k.id).label}`, "µs", 1, o?.addedUs[k.id], h?.addedUs[k.id])),
+      ...(["mariadb", "postgres"] as const).map((p) =>
+        atMost(`permissive opaque port, plaintext ${PROTOCOL_LABELS[p]} client: added setup ≤ ${PERMISSIVE_SETUP_LIMIT_MS} ms`, "ms", PERMISSIVE_SETUP_LIMIT_MS, permissive?.roundTrips?.addedSetupMs[p])),
     );
   }
   return checks;

@@ -4,21 +4,28 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { start, Started, stop, waitForPort } from "./processes";
 import { startPeer, PeerName, PairPlan, Pair } from "./peers";
-import { startOurs, OursOptions, OursPlan } from "./ours";
+import { startOurs, startOursPermissive, OursOptions, OursPlan } from "./ours";
 
 export type SystemName =
-  | "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp" | "ours-alt-node" | "ours-base" | "socat" | "node-relay";
+  | "direct" | "ours" | "haproxy" | "nginx" | "stunnel" | "ours-h2" | "ours-tcp" | "ours-alt-node" | "ours-base" | "socat" | "node-relay"
+  | "ours-permissive" | "ours-permissive-sniffed";
 /** What a run compares unless --systems says otherwise. */
 export const DEFAULT_SYSTEMS: SystemName[] = ["direct", "ours", "haproxy", "nginx", "stunnel"];
 /** Plus our proxy with its pair transport pinned (pooled h2 or one mTLS connection per
- * application connection), on a second runtime, or from a second build; socat; and the floor of a
- * Node relay. */
-export const ALL_SYSTEMS: SystemName[] = [...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp", "ours-alt-node", "ours-base", "socat", "node-relay"];
+ * application connection), on a second runtime, or from a second build; socat; the floor of a
+ * Node relay; and our server side alone in permissive mode for a plaintext client, on an opaque
+ * port and on a detected (sniffed) one. */
+export const ALL_SYSTEMS: SystemName[] = [
+  ...DEFAULT_SYSTEMS, "ours-h2", "ours-tcp", "ours-alt-node", "ours-base", "socat", "node-relay", "ours-permissive", "ours-permissive-sniffed",
+];
 export const isOurs = (s: SystemName) => s.startsWith("ours");
+/** One proxy (ours, server side, permissive) and a plaintext client: no pair, no TLS to probe, not
+ * comparable with the pairs' figures; measured on the real-protocol rows only. */
+export const isPlaintextClient = (s: SystemName) => s === "ours-permissive" || s === "ours-permissive-sniffed";
 /** The variant of our proxy the targets are checked on: "ours" (its default transport) when it
- * ran, else the first variant of this build that did (never ours-base: another build). */
+ * ran, else the first pair of this build that did (never ours-base: another build). */
 export const primaryOurs = (systems: SystemName[]): SystemName | undefined =>
-  systems.includes("ours") ? "ours" : systems.find((s) => isOurs(s) && s !== "ours-base");
+  systems.includes("ours") ? "ours" : systems.find((s) => isOurs(s) && s !== "ours-base" && !isPlaintextClient(s));
 /** The order of round `round` (1-based): the list rotated by one system per round, so no system
  * is always first (the first after a pause measured ~7% slower); every system runs every round. */
 export const roundOrder = <T>(systems: T[], round: number): T[] => {
@@ -38,6 +45,8 @@ export const LABELS: Record<SystemName, string> = {
   stunnel: "stunnel",
   socat: "socat",
   "node-relay": "Node TLS relay (floor)",
+  "ours-permissive": "mesh-proxy permissive, plaintext client, opaque port",
+  "ours-permissive-sniffed": "mesh-proxy permissive, plaintext client, detected port",
 };
 
 export interface RunningSystem {
@@ -55,6 +64,7 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
     return { name, host: plan.serverAddr, port: plan.backendPort, proxies: [], stop: async () => undefined };
   }
   const dir = path.join(plan.dir, name);
+  if (isPlaintextClient(name)) return startPermissive(name, { ...plan, dir }, ours);
   const pair = isOurs(name)
     ? startOurs({ ...plan, dir }, oursVariant(name, ours))
     : name === "node-relay"
@@ -75,6 +85,18 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
   try {
     await waitForPort(plan.serverPort, pair.server, plan.serverNs);
     await waitForPort(plan.clientPort, pair.client, plan.clientNs);
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  return running;
+}
+
+async function startPermissive(name: SystemName, plan: OursPlan, ours: OursOptions): Promise<RunningSystem> {
+  const server = startOursPermissive(plan, ours, name === "ours-permissive");
+  const running: RunningSystem = { name, host: plan.serverAddr, port: plan.serverPort, proxies: [{ side: "server", proc: server }], stop: () => stop(server) };
+  try {
+    await waitForPort(plan.serverPort, server, plan.serverNs);
   } catch (err) {
     await running.stop();
     throw err;

@@ -57,11 +57,12 @@ describe("bench harness", function () {
       }
       assertRoundTrips(run);
     }
-    // 6 HTTP targets, 3 protocol throughputs, 4 added round-trip times; each with a verdict.
-    assert.equal(results.targets.loopback.length, 13);
+    // 6 HTTP targets, 3 protocol throughputs, 4 added round-trip times, 2 permissive setup times
+    // (not measured: no ours-permissive in --systems); each with a verdict.
+    assert.equal(results.targets.loopback.length, 15);
     for (const t of results.targets.loopback) assert.ok(["met", "missed", "inconclusive", "not measured"].includes(t.verdict), `${t.target}: ${t.verdict}`);
     // Tiny runs no 1k req/s rate; everything else is measured.
-    for (const t of results.targets.loopback.filter((t: { target: string }) => !t.target.includes("@1k"))) assert.notEqual(t.verdict, "not measured", t.target);
+    for (const t of results.targets.loopback.filter((t: { target: string }) => !t.target.includes("@1k") && !t.target.startsWith("permissive"))) assert.notEqual(t.verdict, "not measured", t.target);
     assert.ok(results.controlPlane[0].workloads === 10 && !results.controlPlane[0].error, JSON.stringify(results.controlPlane));
     const report = fs.readFileSync(path.join(out, "report.md"), "utf8");
     assert.match(report, /## Targets, loopback/);
@@ -70,21 +71,28 @@ describe("bench harness", function () {
     assert.match(fs.readFileSync(path.join(out, "chart.svg"), "utf8"), /^<svg/);
   });
 
-  it("runs only the protocol rows through socat, the Node relay and a baseline build", async () => {
+  it("runs only the protocol rows through socat, the Node relay, a baseline build and our permissive server side alone", async () => {
     const dir = path.join(out, "protocols");
     const { code, output } = await runBench([
-      "--tiny", "--workloads", "protocols", "--systems", "direct,ours-tcp,haproxy,socat,node-relay,ours-base", "--baseline-proxy", PROXY_CLI,
-      "--control-plane", "none", "--profile", "never", "--no-install", "--out", dir,
+      "--tiny", "--workloads", "protocols", "--systems", "direct,ours-tcp,haproxy,socat,node-relay,ours-base,ours-permissive,ours-permissive-sniffed",
+      "--baseline-proxy", PROXY_CLI, "--control-plane", "none", "--profile", "never", "--no-install", "--out", dir,
     ]);
     assert.equal(code, 0, output);
     const results = JSON.parse(fs.readFileSync(path.join(dir, "results.json"), "utf8"));
-    assert.equal(results.runs.length, 6);
+    assert.equal(results.runs.length, 8);
     for (const run of results.runs) {
       assert.equal(run.measurements, undefined, `${run.system} ran HTTP workloads`);
       assertRoundTrips(run);
-      if (run.system !== "direct") assert.deepEqual([run.tls.protocol, run.tls.cipher], ["TLSv1.3", "TLS_AES_128_GCM_SHA256"], run.system);
+      const pair = run.system !== "direct" && !run.system.startsWith("ours-permissive");
+      if (pair) assert.deepEqual([run.tls.protocol, run.tls.cipher], ["TLSv1.3", "TLS_AES_128_GCM_SHA256"], run.system);
+      else assert.equal(run.tls, undefined, `${run.system} has no TLS to probe`);
     }
-    assert.equal(results.targets.loopback.length, 7, "only the protocol targets");
+    // A plaintext MariaDB client waits the sniff window (200 ms) on a detected port, not on an opaque one.
+    const setup = (system: string) => results.runs.find((r: { system: string }) => r.system === system).roundTrips.setup.mariadb.medianMs;
+    assert.ok(setup("ours-permissive-sniffed") >= 200, `detected port: ${setup("ours-permissive-sniffed")} ms`);
+    assert.ok(setup("ours-permissive") < 100, `opaque port: ${setup("ours-permissive")} ms`);
+    assert.equal(results.targets.loopback.length, 9, "only the protocol targets");
+    for (const t of results.targets.loopback) assert.notEqual(t.verdict, "not measured", t.target);
     const report = fs.readFileSync(path.join(dir, "report.md"), "utf8");
     assert.match(report, /## Real protocols \(round trips\), loopback/);
     assert.doesNotMatch(report, /## Results, loopback/);
