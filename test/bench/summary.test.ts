@@ -65,6 +65,15 @@ describe("bench summary", () => {
     assert.equal(targets([38, 50], [40, 45]).met, undefined);
   });
 
+  it("checks the permissive opaque port's setup time against 1 ms, and says when it was not measured", () => {
+    const setup = (...ms: number[]) => summary({ roundTrips: { throughput: {}, addedUs: {}, setupMs: {}, addedSetupMs: { mariadb: byRounds(...ms) }, errors: [] } });
+    const verdict = (permissive?: SystemSummary) => verdictOf(checkTargets(summary({}), summary({}), ["protocols"], permissive), "permissive opaque port, plaintext MariaDB").verdict;
+    assert.equal(verdict(setup(0.4, 0.5)), "met");
+    assert.equal(verdict(setup(201, 202)), "missed");
+    assert.equal(verdict(setup(0.4, 1.2)), "inconclusive");
+    assert.equal(verdict(undefined), "not measured");
+  });
+
   it("still misses the p99 cap when ours is over 0.3 ms in every round, whatever HAProxy did", () => {
     const p99 = (...v: number[]) => summary({ addedMs: { 1000: { p99: byRounds(...v) } } });
     const c = verdictOf(checkTargets(p99(0.5, 0.6), p99(-0.1, -0.2), ["http"]), "added p99");
