@@ -2,7 +2,8 @@
 // provider and API server, with the node stand-in running the pods (each `up` must also finish
 // with the provider's await). One stack of a small shop (api serving, web calling, an optional
 // batch workload), changed one step at a time, in order:
-//   re-run · mode flip · policy edit · workload added · leaf renewal · workload removed
+//   re-run · mode flip · policy edit · workload added · leaf renewal · workload removed ·
+//   a server with an opaque port added · its opacity turned off
 // Each row records the real preview's steps (same / update / replace / create / delete ...) and
 // asserts the promise: config and identity Secrets updated in place; no Deployment or DaemonSet
 // template change for a mode flip or a policy edit. components/README.md "What a preview changes"
@@ -35,6 +36,8 @@ interface Knobs {
   allowed: string[];
   batch: boolean;
   clockShiftMs: number;
+  /** A PostgreSQL-style server: absent, its port opaque (from appProtocol), or detected (opaque: false). */
+  db: "off" | "opaque" | "detected";
 }
 
 const curl = (name: string): k8s.types.input.core.v1.Container => ({ name, image: "curlimages/curl:8.11.1", command: ["sleep", "infinity"] });
@@ -57,6 +60,14 @@ function shop(knobs: Knobs): void {
   });
   new mesh.MeshedWorkload("web", { mesh: m, namespace: "shop", containers: [curl("web")] });
   if (knobs.batch) new mesh.MeshedWorkload("batch", { mesh: m, namespace: "shop", containers: [curl("batch")] });
+  if (knobs.db !== "off") {
+    new mesh.MeshedWorkload("db", {
+      mesh: m,
+      namespace: "shop",
+      containers: [{ name: "db", image: "hashicorp/http-echo:1.0", args: ["-listen=:5432", "-text=db"], ports: [{ containerPort: 5432 }] }],
+      ports: [{ name: "pg", port: 5432, appProtocol: "postgresql", ...(knobs.db === "detected" ? { opaque: false } : {}) }],
+    });
+  }
   new mesh.AuthorizationPolicy("api-allow", { mesh: m, namespace: "shop", workload: api, rules: [{ from: { serviceAccounts: knobs.allowed }, ports: [8080] }] });
 }
 
@@ -71,7 +82,7 @@ describe("real engine: the preview steps of each kind of change (table in compon
   let node: NodeStandIn | undefined;
   let eng: EngineStack | undefined;
   let live: Live;
-  const knobs: Knobs = { mode: "strict", allowed: ["shop/web"], batch: false, clockShiftMs: 0 };
+  const knobs: Knobs = { mode: "strict", allowed: ["shop/web"], batch: false, clockShiftMs: 0, db: "off" };
   const table: string[] = [];
 
   /** Previews the change, records its row, applies it; returns the row's steps. */
@@ -188,6 +199,30 @@ describe("real engine: the preview steps of each kind of change (table in compon
     assert.equal(ops["Deployment batch-deploy"], "delete");
     await eventually("batch's pod to stop", () => podsOf(node!, "shop", "batch").length === 0);
     await eng!.stack.preview({ expectNoChanges: true });
+  });
+
+  it("an opaque port (a workload whose port has appProtocol postgresql): the real API server takes the Service with its mesh-tunnel port", async () => {
+    const ops = await change("workload added (a server with an opaque port)", () => (knobs.db = "opaque"));
+    assert.equal(ops["Service db-svc"], "create", JSON.stringify(ops));
+    const svc = await live.core.readNamespacedService({ name: "db", namespace: "shop" });
+    assert.deepEqual(svc.spec!.ports!.map((p) => `${p.name}:${p.port}->${p.targetPort}/${p.appProtocol ?? "-"}`), ["pg:5432->5432/postgresql", "mesh-tunnel:15008->15008/-"]);
+    const config = await live.core.readNamespacedConfigMap({ name: "db-mesh-config", namespace: "shop" });
+    assert.deepEqual(JSON.parse(config.data!["workload.json"]).inbound.ports, [{ port: 5432, mode: "permissive", opaque: true }]);
+    await eventually("db's pod to run", () => podsOf(node!, "shop", "db").length === 1);
+  });
+
+  it("opacity off (opaque: false): the Service and the ConfigMaps update in place, no pod restarts", async () => {
+    const before = await live.core.readNamespacedService({ name: "db", namespace: "shop" });
+    const ops = await change("a port's opacity turned off", () => (knobs.db = "detected"));
+    noWorkloadChange(ops);
+    const update = (names: string[]) => Object.fromEntries(names.map((n) => [n, "update"]));
+    assert.deepEqual(ops, update(["ConfigMap db-mesh-config", "ConfigMap mesh-directory-shop", "ConfigMap mesh-directory-mesh-system", "Service db-svc"]));
+    const after = await live.core.readNamespacedService({ name: "db", namespace: "shop" });
+    assert.equal(after.metadata!.uid, before.metadata!.uid, "the Service is the same object");
+    assert.deepEqual(after.spec!.ports!.map((p) => p.name), ["pg"]);
+    knobs.db = "off";
+    await eng!.stack.up();
+    await eventually("db's pod to stop", () => podsOf(node!, "shop", "db").length === 0);
   });
 
   it("the guard: a strict flip that cuts off a declared plaintext client fails the preview with its edge and fix; acknowledged, it previews", async () => {
