@@ -60,6 +60,12 @@ export async function createPodNetwork(names: RunNames, podName: string, index: 
   // IPv6 has no send_redirects switch on the node: the pod ignores redirects instead, so its
   // traffic keeps going through the node like the IPv4 traffic does.
   await inNs(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_redirects=0", "net.ipv6.conf.eth0.accept_redirects=0");
+  // An address freed by a pod that just went away is reused at once: the node's neighbour entry
+  // still names the old veth's MAC and stays "reachable" for up to ~45 s, so the kubelet's probes
+  // (and everything else) would go nowhere until it expires. A real CNI announces the new MAC
+  // (bridge plugin: gratuitous ARP); forgetting the old one here has the same effect.
+  await ip("-n", names.nodeNs, "neigh", "flush", "to", podIp);
+  await ip("-n", names.nodeNs, "-6", "neigh", "flush", "to", ip6);
   return { ns, ip: podIp, ip6, hostVeth };
 }
 
