@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers the benchmark compares against, from Debian: HAProxy, nginx with the stream
-# module, stunnel, socat, wrk (plus openssl and iproute2 for the PKI check and the network
+# module, stunnel, socat, wrk, strace (the ping-pong profile) (plus openssl and iproute2 for the PKI check and the network
 # namespaces), and the servers and clients of the real-protocol rows: Redis (redis-server,
 # redis-benchmark), PostgreSQL (server + pgbench: postgresql, postgresql-contrib), MariaDB.
 # A quick no-op when everything is already there.
@@ -15,6 +15,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)

@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 const MAIN = path.resolve(__dirname, "../../bench/main.js");
+const PINGPONG = path.resolve(__dirname, "../../bench/pingpong.js");
 const PROXY_CLI = path.resolve(__dirname, "../../proxy/cli.js");
 const ROUND_TRIP_IDS = ["redis-get-c1", "redis-get-c50", "pgbench-select", "pgbench-tpcb", "mariadb-insert"];
 
@@ -21,8 +22,12 @@ function assertRoundTrips(run: { system: string; roundTrips?: { workloads: Recor
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
+  return runNode(MAIN, args);
+}
+
+function runNode(script: string, args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (c: Buffer) => (output += c.toString()));
     child.stderr.on("data", (c: Buffer) => (output += c.toString()));
@@ -96,6 +101,20 @@ describe("bench harness", function () {
     const report = fs.readFileSync(path.join(dir, "report.md"), "utf8");
     assert.match(report, /## Real protocols \(round trips\), loopback/);
     assert.doesNotMatch(report, /## Results, loopback/);
+  });
+
+  it("profiles small round trips: µs, CPU and syscalls per round trip through our pair and the Node relay", async () => {
+    const dir = path.join(out, "pingpong");
+    const { code, output } = await runNode(PINGPONG, ["--rounds", "1", "--round-trips", "600", "--systems", "direct,ours-tcp,node-relay", "--strace", "--no-install", "--out", dir]);
+    assert.equal(code, 0, output);
+    const results = JSON.parse(fs.readFileSync(path.join(dir, "pingpong.json"), "utf8"));
+    for (const row of results.rows) assert.ok(row.usPerRoundTrip > 0, `${row.system}: ${JSON.stringify(row)}`);
+    const tcp = results.rows.find((r: { system: string }) => r.system === "ours-tcp");
+    assert.ok(tcp.cpuClientUs > 0 && tcp.cpuServerUs > 0, JSON.stringify(tcp));
+    // Each proxy reads one message from one socket and writes it to the other, both ways (a
+    // round trip may straddle strace's attach or detach: 1.99 is 2).
+    for (const side of ["client", "server"]) assert.ok(tcp.syscalls[side].read >= 1.9 && tcp.syscalls[side].write >= 1.9, JSON.stringify(tcp.syscalls));
+    assert.match(fs.readFileSync(path.join(dir, "pingpong.md"), "utf8"), /\| mesh-proxy, tcp per conn \| \d/);
   });
 
   it("refuses unknown systems with a clean message", async () => {

@@ -4,6 +4,7 @@ import { strict as assert } from "node:assert";
 import { stat, summarizeRoundTrips, checkTargets, SystemSummary, RoundRun } from "../../bench/summary";
 import { roundOrder } from "../../bench/systems";
 import { parsePgbench, parseRedisCsv } from "../../bench/roundtrips";
+import { parseStraceCounts, perRoundTrip } from "../../bench/strace";
 
 const summary = (over: Partial<SystemSummary>): SystemSummary => ({ latencyMs: {}, addedMs: {}, errors: [], ...over });
 const byRounds = (...values: number[]) => stat(values, values.map((_, i) => i + 1));
@@ -22,6 +23,21 @@ describe("bench summary", () => {
     const pg = parsePgbench("duration: 3 s\nnumber of transactions actually processed: 120889\nnumber of failed transactions: 0 (0.000%)\ninitial connection time = 7.893 ms\ntps = 40337.221831 (without initial connection time)\n");
     assert.deepEqual(pg, { opsPerSecond: 40337.221831, ops: 120889, seconds: 3, failed: 0 });
     assert.throws(() => parseRedisCsv("Could not connect to Redis"), /could not read/);
+  });
+
+  it("reads strace -c counts (with and without an errors column) and turns them into calls per round trip", () => {
+    const out = [
+      "% time     seconds  usecs/call     calls    errors syscall",
+      "------ ----------- ----------- --------- --------- ----------------",
+      " 60.00    0.006000           3      2000           write",
+      " 30.00    0.003000           1      4000      2000 recvfrom",
+      "  0.01    0.000001           1         3           epoll_ctl",
+      "------ ----------- ----------- --------- --------- ----------------",
+      "100.00    0.009001                  6003      2000 total",
+    ].join("\n");
+    assert.deepEqual(parseStraceCounts(out), { write: 2000, recvfrom: 4000, epoll_ctl: 3 });
+    // Set-up calls (a handful over the whole pass) are not per-message costs.
+    assert.deepEqual(perRoundTrip(parseStraceCounts(out), 1000), { recvfrom: 4, write: 2 });
   });
 
   it("turns throughput into added µs per round trip against direct in the same round", () => {
