@@ -1,4 +1,4 @@
-// `npm run bench` (full) / `npm run bench -- --quick` (about 5 minutes): the side-by-side
+// `npm run bench` (full) / `npm run bench -- --quick` (about 6 minutes): the side-by-side
 // benchmark of this project's proxy against HAProxy, nginx stream, stunnel, socat and a bare Node
 // relay (and no proxy), with HTTP load and with real request-response protocols (Redis,
 // PostgreSQL, MariaDB). Systems are interleaved (A B C D E, then B C D E A, …) so drift on the
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const program = new Command()
     .name("bench")
     .description("Side-by-side benchmark: mesh-proxy vs HAProxy, nginx stream, stunnel (mTLS pairs)")
-    .option("--quick", "about 5 minutes: loopback, 2 rounds, short runs")
+    .option("--quick", "about 6 minutes: loopback, 2 rounds, short runs")
     .option("--tiny", "a few seconds, only to check the harness works (no meaningful numbers)")
     .option("--topology <list>", "loopback,netns")
     .option("--workloads <list>", "http (wrk, open loop, memory), protocols (Redis, PostgreSQL, MariaDB round trips), or both", "http,protocols")
