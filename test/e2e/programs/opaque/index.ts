@@ -18,6 +18,8 @@ const serveHostname = (name: string, port: number): k8s.types.input.core.v1.Cont
   image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
   args: ["serve-hostname", "--tcp", "--http=false", "--port", String(port)],
   ports: [{ containerPort: port }],
+  // Ready once it listens: the test's first connection must not race the server's start-up.
+  readinessProbe: { tcpSocket: { port }, periodSeconds: 1 },
 });
 const curl = (name: string): k8s.types.input.core.v1.Container => ({ name, image: "curlimages/curl:8.11.1", command: ["sleep", "infinity"] });
 
