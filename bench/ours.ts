@@ -114,26 +114,23 @@ export function permissiveServerConfig(plan: OursPlan, opaque: boolean): object 
 
 export function startOursPermissive(plan: OursPlan, o: OursOptions, opaque: boolean): Started {
   fs.mkdirSync(plan.dir, { recursive: true });
-  const file = path.join(plan.dir, "proxy-server.json");
-  fs.writeFileSync(file, JSON.stringify(permissiveServerConfig(plan, opaque), null, 2) + "\n");
-  return start("mesh-proxy server", o.node, [...o.nodeFlags, o.cli ?? PROXY_CLI, "run", "--config", file], {
-    netns: plan.serverNs,
-    logFile: path.join(plan.dir, "proxy-server.log"),
-  });
+  return launch(plan, o, "server", permissiveServerConfig(plan, opaque), plan.serverNs);
 }
 
 export function startOurs(plan: OursPlan, o: OursOptions): Pair {
   fs.mkdirSync(plan.dir, { recursive: true });
   const configs = oursConfigs(plan, o);
-  const launch = (side: "client" | "server", netns?: string) => {
-    const file = path.join(plan.dir, `proxy-${side}.json`);
-    fs.writeFileSync(file, JSON.stringify(configs[side], null, 2) + "\n");
-    const flags = [...o.nodeFlags];
-    if (o.profileDirFor) flags.push(`--cpu-prof-dir=${o.profileDirFor(side)}`);
-    return start(`mesh-proxy ${side}`, o.node, [...flags, o.cli ?? PROXY_CLI, "run", "--config", file], {
-      netns,
-      logFile: path.join(plan.dir, `proxy-${side}.log`),
-    });
-  };
-  return { server: launch("server", plan.serverNs), client: launch("client", plan.clientNs) };
+  return { server: launch(plan, o, "server", configs.server, plan.serverNs), client: launch(plan, o, "client", configs.client, plan.clientNs) };
+}
+
+/** One proxy process from its proxy.json, written next to its log in the plan's directory. */
+function launch(plan: OursPlan, o: OursOptions, side: "client" | "server", config: object, netns?: string): Started {
+  const file = path.join(plan.dir, `proxy-${side}.json`);
+  fs.writeFileSync(file, JSON.stringify(config, null, 2) + "\n");
+  const flags = [...o.nodeFlags];
+  if (o.profileDirFor) flags.push(`--cpu-prof-dir=${o.profileDirFor(side)}`);
+  return start(`mesh-proxy ${side}`, o.node, [...flags, o.cli ?? PROXY_CLI, "run", "--config", file], {
+    netns,
+    logFile: path.join(plan.dir, `proxy-${side}.log`),
+  });
 }

@@ -15,6 +15,9 @@ import { startSystem, ALL_SYSTEMS, SystemName, LABELS, roundOrder, RunningSystem
 import { OursOptions, OursPlan } from "./ours";
 import { cpuMs } from "./procfs";
 import { parseStraceCounts, perRoundTrip } from "./strace";
+import { stat } from "./summary";
+
+const median = (xs: number[]) => stat(xs)?.median ?? NaN;
 
 const PEER = path.join(__dirname, "pingpong-peer.js");
 const DEFAULT = "direct,ours-h2,ours-tcp,node-relay,haproxy,socat";
@@ -28,11 +31,6 @@ interface Sample {
   syscalls?: Partial<Record<"client" | "server", Record<string, number>>>;
   error?: string;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-};
 
 class UsageError extends Error {}
 

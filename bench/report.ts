@@ -211,7 +211,7 @@ export function renderSvg(r: BenchResults): string {
   const systems = r.meta.systems.filter((s) => s !== "direct" && s !== "haproxy" && !isPlaintextClient(s));
   const colors: Record<string, string> = {
     ours: "#2b7bb9", "ours-h2": "#6fa8d6", "ours-tcp": "#1d4f7a", "ours-alt-node": "#7a4fb9", "ours-base": "#9aa9b8",
-    nginx: "#3a9a4a", stunnel: "#c0782b", socat: "#b94f7a", "node-relay": "#555555", "ours-permissive": "#a8c8e0", "ours-permissive-sniffed": "#d0d8e0",
+    nginx: "#3a9a4a", stunnel: "#c0782b", socat: "#b94f7a", "node-relay": "#555555",
   };
   const W = 860, panelH = 260, top = 40, left = 50, groupW = (W - left - 20) / metrics.length;
   const panels = r.meta.topologies.filter((t) => r.summaries[t]?.haproxy);

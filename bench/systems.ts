@@ -64,27 +64,27 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
     return { name, host: plan.serverAddr, port: plan.backendPort, proxies: [], stop: async () => undefined };
   }
   const dir = path.join(plan.dir, name);
-  if (isPlaintextClient(name)) return startPermissive(name, { ...plan, dir }, ours);
-  const pair = isOurs(name)
-    ? startOurs({ ...plan, dir }, oursVariant(name, ours))
-    : name === "node-relay"
-      ? startNodeRelay({ ...plan, dir }, ours.node)
-      : startPeer(name as PeerName, { ...plan, dir });
+  // A plaintext-client system is our server side alone, dialled directly; the others are pairs.
+  const proxies: RunningSystem["proxies"] = isPlaintextClient(name)
+    ? [{ side: "server", proc: startOursPermissive({ ...plan, dir }, ours, name === "ours-permissive") }]
+    : pairProxies(name, { ...plan, dir }, ours);
+  const client = proxies.find((p) => p.side === "client");
   const running: RunningSystem = {
     name,
-    host: plan.clientAddr,
-    port: plan.clientPort,
-    proxies: [
-      { side: "client", proc: pair.client },
-      { side: "server", proc: pair.server },
-    ],
+    host: client ? plan.clientAddr : plan.serverAddr,
+    port: client ? plan.clientPort : plan.serverPort,
+    proxies,
     stop: async () => {
-      await Promise.all([stop(pair.client), stop(pair.server)]);
+      await Promise.all(proxies.map((p) => stop(p.proc)));
     },
   };
+  const listens = { server: [plan.serverPort, plan.serverNs], client: [plan.clientPort, plan.clientNs] } as const;
   try {
-    await waitForPort(plan.serverPort, pair.server, plan.serverNs);
-    await waitForPort(plan.clientPort, pair.client, plan.clientNs);
+    // The server side first: the client side's listener is only useful once it can reach it.
+    for (const side of ["server", "client"] as const) {
+      const p = proxies.find((x) => x.side === side);
+      if (p) await waitForPort(listens[side][0], p.proc, listens[side][1]);
+    }
   } catch (err) {
     await running.stop();
     throw err;
@@ -92,16 +92,16 @@ export async function startSystem(name: SystemName, plan: OursPlan, ours: OursOp
   return running;
 }
 
-async function startPermissive(name: SystemName, plan: OursPlan, ours: OursOptions): Promise<RunningSystem> {
-  const server = startOursPermissive(plan, ours, name === "ours-permissive");
-  const running: RunningSystem = { name, host: plan.serverAddr, port: plan.serverPort, proxies: [{ side: "server", proc: server }], stop: () => stop(server) };
-  try {
-    await waitForPort(plan.serverPort, server, plan.serverNs);
-  } catch (err) {
-    await running.stop();
-    throw err;
-  }
-  return running;
+function pairProxies(name: SystemName, plan: OursPlan, ours: OursOptions): RunningSystem["proxies"] {
+  const pair = isOurs(name)
+    ? startOurs(plan, oursVariant(name, ours))
+    : name === "node-relay"
+      ? startNodeRelay(plan, ours.node)
+      : startPeer(name as PeerName, plan);
+  return [
+    { side: "client", proc: pair.client },
+    { side: "server", proc: pair.server },
+  ];
 }
 
 /** The options one variant of our proxy runs with. */
