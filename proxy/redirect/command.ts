@@ -6,7 +6,7 @@ import { Command } from "commander";
 import { PROXY_PORTS, PROXY_UID } from "../wellknown";
 import { installRules, RedirectInstallError } from "./install";
 import { ipv6Status, Ipv6Status } from "./ipv6";
-import { parseInitFlags, RawInitFlags, RedirectInputError, RedirectOptions } from "./options";
+import { inboundPortsKept, parseInitFlags, RawInitFlags, RedirectInputError, RedirectOptions } from "./options";
 import { formatRules, renderRules } from "./rules";
 
 interface InitFlags extends RawInitFlags {
@@ -72,7 +72,7 @@ export function registerInitCommand(program: Command): void {
 function summary(options: RedirectOptions, ipv6: Ipv6Status): string {
   const inbound =
     options.inboundPorts === "*"
-      ? `all inbound TCP except ${[options.inboundListener, options.outboundListener, options.adminPort, options.tunnelPort, ...options.excludeInboundPorts].join(",")}`
+      ? `all inbound TCP except ${inboundPortsKept(options).join(",")}`
       : options.inboundPorts.length > 0
         ? `inbound TCP to ${options.inboundPorts.join(",")}`
         : "no inbound ports";

@@ -49,6 +49,11 @@ export class RedirectInputError extends Error {
   }
 }
 
+/** With `--inbound-ports *`: the ports inbound redirection leaves alone, the proxy's own first. */
+export function inboundPortsKept(options: RedirectOptions): number[] {
+  return [...new Set([options.inboundListener, options.outboundListener, options.adminPort, options.tunnelPort, ...options.excludeInboundPorts])];
+}
+
 export function parseInitFlags(raw: RawInitFlags): RedirectOptions {
   const inboundListener = parsePort("--inbound-listener", raw.inboundListener, PROXY_PORTS.inbound);
   const outboundListener = parsePort("--outbound-listener", raw.outboundListener, PROXY_PORTS.outbound);

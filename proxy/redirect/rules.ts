@@ -7,7 +7,7 @@
 // How install.ts applies them (the idempotence contract): `-N CHAIN` creates the chain or, if it
 // already exists, flushes it; `-A` into a built-in chain (the jumps) is appended only when `-C`
 // finds no identical rule; every other `-A` is appended into a chain that was just emptied.
-import { RedirectOptions } from "./options";
+import { inboundPortsKept, RedirectOptions } from "./options";
 
 export const CHAINS = {
   inbound: "MESH_INBOUND",
@@ -37,8 +37,7 @@ export function renderRules(options: RedirectOptions, family: IpFamily = "ipv4")
     // The proxy's own ports come first so that no later rule can capture them: redirecting the
     // listeners would loop, redirecting the admin port would hide the probes from the kubelet,
     // redirecting the tunnel port would hand meshed clients of opaque ports to the wrong listener.
-    const skipped = [...new Set([options.inboundListener, options.outboundListener, options.adminPort, options.tunnelPort, ...options.excludeInboundPorts])];
-    for (const port of skipped) rules.push(nat("-A", CHAINS.inbound, "-p", "tcp", "--dport", String(port), "-j", "RETURN"));
+    for (const port of inboundPortsKept(options)) rules.push(nat("-A", CHAINS.inbound, "-p", "tcp", "--dport", String(port), "-j", "RETURN"));
     rules.push(nat("-A", CHAINS.inbound, "-p", "tcp", "-j", CHAINS.inboundRedirect));
   } else {
     for (const port of options.inboundPorts) {
