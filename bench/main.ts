@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { Command } from "commander";
+import { list, UsageError } from "./cli";
 import { freePorts, killAllNow, lastLines, stop, stopAll } from "./processes";
 import { createTopology, deleteAllNamespaces, isRoot, Topology, TopologyName } from "./topology";
 import { writePki, BenchPki } from "./pki";
@@ -51,14 +52,6 @@ const DURATIONS: Record<Mode, Durations & { rounds: number; topologies: Topology
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE_VERSION = "process.version + ' (OpenSSL ' + process.versions.openssl + ')'";
-
-function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
-  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const i of items) if (!allowed.includes(i as T)) throw new UsageError(`unknown ${what} "${i}" (one of: ${allowed.join(", ")})`);
-  return items as T[];
-}
-
-class UsageError extends Error {}
 
 function versions(oursNode: string, altNode: string | undefined, systems: SystemName[], protocols: ProtocolName[]): Record<string, string> {
   const line = (cmd: string, args: string[], pattern = /./) => {

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { Command } from "commander";
+import { list, UsageError } from "./cli";
 import { freePorts, killAllNow, run, start, stop, stopAll, sleep } from "./processes";
 import { createTopology, deleteAllNamespaces } from "./topology";
 import { writePki } from "./pki";
@@ -31,8 +32,6 @@ interface Sample {
   syscalls?: Partial<Record<"client" | "server", Record<string, number>>>;
   error?: string;
 }
-
-class UsageError extends Error {}
 
 async function pingpong(sys: RunningSystem, netns: string | undefined, n: number, size: number): Promise<number> {
   const out = await run("pingpong client", process.execPath, [PEER, "client", sys.host, String(sys.port), String(n), String(size)], { netns, timeoutMs: 300_000 });
@@ -65,8 +64,7 @@ async function main(): Promise<void> {
     .option("--no-install", "do not install missing Debian packages");
   program.parse();
   const o = program.opts();
-  const systems = String(o.systems).split(",").map((s) => s.trim()).filter(Boolean) as SystemName[];
-  for (const s of systems) if (!ALL_SYSTEMS.includes(s)) throw new UsageError(`unknown system "${s}" (one of: ${ALL_SYSTEMS.join(", ")})`);
+  const systems = list<SystemName>(o.systems, ALL_SYSTEMS, "system");
   for (const s of ["ours-alt-node", "ours-base"] as const) if (systems.includes(s)) throw new UsageError(`--systems ${s}: use npm run bench for it (it needs --alt-node / --baseline-proxy)`);
   const [n, size, rounds] = [Number(o.roundTrips), Number(o.size), Number(o.rounds)];
   if (![n, size, rounds].every((x) => Number.isInteger(x) && x > 0)) throw new UsageError("--round-trips, --size and --rounds take positive integers");
