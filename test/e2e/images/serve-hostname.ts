@@ -19,7 +19,10 @@ export function serveHostname(args: string[]): void {
   if ((flagValue(args, "http", true) ?? "true") !== "false") return refuse("--http cannot be given at the same time as --tcp (pass --http=false)");
   if (flagValue(args, "udp", true) === "true") return refuse("--udp is not implemented");
   const port = Number(flagValue(args, "port", false) ?? "9376");
-  const hostname = os.hostname();
+  // A pod's hostname is its name. The harness's pods share the machine's UTS namespace and get it
+  // as HOSTNAME (as http-echo reads it); os.hostname() would be the machine's ("vm": a two-byte
+  // needle that a capture's ciphertext contains by chance).
+  const hostname = process.env.HOSTNAME ?? os.hostname();
   net
     .createServer((conn) => {
       process.stdout.write(`TCP request from ${conn.remoteAddress}\n`);
